@@ -1,0 +1,3 @@
+from tapctl.cli import main
+
+main()

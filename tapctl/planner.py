@@ -1,0 +1,250 @@
+"""Run the real Pulumi program offline, under Pulumi's mock runtime.
+
+No engine, no credentials: every resource the program registers is recorded
+with the inputs the program gave it, mocked provider outputs let the program
+finish, and the stack's exports are resolved. ``plan_environment`` then runs
+the security checks of ``tapctl.policy`` over what was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from tapctl.errors import ConfigError, TapctlError
+from tapctl.project import CONFIG_NAMESPACE, Project
+
+MOCK_ACCOUNT = "123456789012"
+MOCK_REGION = "us-east-1"
+ENTRY_POINT = "tap.py"
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+
+    @property
+    def physical_name(self) -> str | None:
+        for key in ("name", "bucket", "identifier", "functionName", "roleName"):
+            value = self.inputs.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "inputs": self.inputs}
+
+
+@dataclass
+class ProgramResult:
+    stack: str
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_type(self, type_token: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Records registrations and answers with plausible provider outputs."""
+
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+        self.resources: list[PlannedResource] = []
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[Any, Any]]:
+        inputs = _plain(args.inputs)
+        self.resources.append(PlannedResource(args.typ, args.name, inputs))
+        resource_id = f"{args.name}-id"
+        return resource_id, {**inputs, **_mock_outputs(args.typ, args.name, inputs)}
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
+        return _mock_invoke(args.token, _plain(args.args)), []
+
+
+def _arn(service: str, resource: str, region: str = MOCK_REGION) -> str:
+    return f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{resource}"
+
+
+def _mock_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    physical = str(inputs.get("name") or inputs.get("bucket") or name)
+    service = typ.split(":")[1].split("/")[0]
+    outputs: dict[str, Any] = {
+        "arn": _arn(service, f"{name}"),
+        "name": physical,
+        "id": f"{name}-id",
+    }
+    extra: dict[str, dict[str, Any]] = {
+        "aws:lb/loadBalancer:LoadBalancer": {
+            "dnsName": f"{physical}.{MOCK_REGION}.elb.amazonaws.com",
+            "arnSuffix": f"app/{physical}/0123456789abcdef",
+            "zoneId": "Z35SXDOTRQ7X7K",
+        },
+        "aws:lb/targetGroup:TargetGroup": {
+            "arnSuffix": f"targetgroup/{physical}/0123456789abcdef"
+        },
+        "aws:rds/instance:Instance": {
+            "address": f"{physical}.abc123.{MOCK_REGION}.rds.amazonaws.com",
+            "endpoint": f"{physical}.abc123.{MOCK_REGION}.rds.amazonaws.com:5432",
+            "port": inputs.get("port", 5432),
+            "masterUserSecrets": [
+                {
+                    "secretArn": _arn("secretsmanager", f"secret:rds!db-{name}"),
+                    "secretStatus": "active",
+                    "kmsKeyId": _arn("kms", "key/mock"),
+                }
+            ],
+        },
+        "aws:s3/bucket:Bucket": {
+            "bucket": physical,
+            "bucketRegionalDomainName": f"{physical}.s3.{MOCK_REGION}.amazonaws.com",
+            "arn": f"arn:aws:s3:::{physical}",
+        },
+        "aws:cloudfront/distribution:Distribution": {
+            "domainName": f"d{abs(hash(name)) % 10**12:012d}.cloudfront.net",
+            "hostedZoneId": "Z2FDTNDATAQYW2",
+        },
+        "aws:ecs/cluster:Cluster": {"arn": _arn("ecs", f"cluster/{physical}")},
+        "aws:ecs/service:Service": {"arn": _arn("ecs", f"service/{physical}")},
+        "aws:kms/key:Key": {"keyId": f"{name}-key-id"},
+        "aws:cloudtrail/trail:Trail": {"arn": _arn("cloudtrail", f"trail/{physical}")},
+        "aws:ec2/vpc:Vpc": {"id": "vpc-0123456789abcdef0"},
+    }
+    outputs.update(extra.get(typ, {}))
+    return outputs
+
+
+def _mock_invoke(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {
+            "accountId": MOCK_ACCOUNT,
+            "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/plan",
+            "userId": "AIDAPLAN",
+            "id": MOCK_ACCOUNT,
+        }
+    if token in ("aws:index/getRegion:getRegion", "aws:index/getRegion:getRegionOutput"):
+        return {"name": MOCK_REGION, "region": MOCK_REGION, "id": MOCK_REGION}
+    if token == "aws:index/getPartition:getPartition":
+        return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+    if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+        names = [f"{MOCK_REGION}{suffix}" for suffix in "abc"]
+        return {"names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)]}
+    if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+        return {"json": json.dumps({"Version": "2012-10-17", "Statement": []})}
+    return {}
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON-friendly data (resource references become their URNs)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    urn = getattr(value, "urn", None)
+    return f"<{type(value).__name__}>" if urn is None else f"<resource {value!r}>"
+
+
+def config_for_engine(config: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Pulumi stack config as the engine hands it to a program: strings, with
+    structured values JSON-encoded and ``secure:`` values kept as secret keys."""
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            values[key] = "[secret]"
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            values[key] = value
+        elif isinstance(value, bool):
+            values[key] = "true" if value else "false"
+        else:
+            values[key] = json.dumps(value)
+    return values, secret_keys
+
+
+def run_program(
+    program: Path,
+    config: Mapping[str, Any],
+    *,
+    stack: str,
+    project: str = "tap",
+) -> ProgramResult:
+    """Run the Pulumi program at ``program`` under mocks and return what it
+    registered and exported. ``config`` is a stack config map (``tap:key``)."""
+    recorder = RecordingMocks(stack)
+    values, secret_keys = config_for_engine(config)
+
+    settings.ROOT.set(None)
+    mocks.set_mocks(recorder, project=project, stack=stack, preview=False)
+    set_all_config(values, secret_keys)
+    folder = str(program.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+    try:
+        _sync_await(run_pulumi_func(lambda: _run_path(program)))
+        outputs, secret = _resolve_exports()
+    except pulumi.ConfigMissingError as error:
+        key = str(error.key)
+        raise ConfigError(
+            f"missing config {key}", hint=f"set {key} in Pulumi.{stack}.yaml", key=key
+        ) from error
+    except pulumi.ConfigTypeError as error:
+        key = str(error.key)
+        raise ConfigError(
+            f"config {key} is not a valid {error.expect_type}: {error.value!r}",
+            key=key,
+        ) from error
+    except ValueError as error:
+        key = str(getattr(error, "key", "") or "")
+        if not key:
+            raise TapctlError(f"the Pulumi program failed: {error}") from error
+        raise ConfigError(str(error), hint=f"fix {key} in Pulumi.{stack}.yaml", key=key)
+    return ProgramResult(stack, recorder.resources, outputs, secret)
+
+
+def _run_path(program: Path) -> None:
+    runpy.run_path(str(program), run_name="__main__")
+
+
+def _resolve_exports() -> tuple[dict[str, Any], set[str]]:
+    root = settings.get_root_resource()
+    exports: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
+    resolved: dict[str, Any] = {}
+    secret: set[str] = set()
+    for key, value in exports.items():
+        output = pulumi.Output.from_input(value)
+        resolved[key] = _plain(_sync_await(output.future()))
+        if _sync_await(output.is_secret()):
+            secret.add(key)
+    return resolved, secret
+
+
+def plan_program(project: Project, env: str) -> ProgramResult:
+    """Run the project's program with the environment's config file."""
+    config = project.load_config(env)
+    return run_program(project.root / ENTRY_POINT, config, stack=env, project=project.name)
+
+
+def stack_config_key(key: str) -> str:
+    return f"{CONFIG_NAMESPACE}:{key}"
