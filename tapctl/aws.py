@@ -46,7 +46,10 @@ class Aws:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self.session.client(service, config=RETRIES)
+                self._clients[service] = self.session.client(
+                    service,  # type: ignore[call-overload]
+                    config=RETRIES,
+                )
             return self._clients[service]
 
 
@@ -60,7 +63,9 @@ def describe_aws_error(error: Exception) -> str:
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         return "no AWS credentials found"
     if isinstance(error, botocore.exceptions.EndpointConnectionError):
-        return f"cannot connect to {error.kwargs.get('endpoint_url', 'the AWS endpoint')}"
+        return (
+            f"cannot connect to {error.kwargs.get('endpoint_url', 'the AWS endpoint')}"
+        )
     return str(error) or type(error).__name__
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,15 +22,16 @@ from tapctl.options import GLOBALS
 class _ErrorMappingGroup(TyperGroup):
     """Turns tapctl's exceptions into one message and a documented exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    # typer vendors its own click; its Context type is not public API.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except TapctlError as error:
             _fail(ctx, error)
         except KeyboardInterrupt:
             _fail(ctx, Interrupted("interrupted"))
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # the framework's own control flow and usage errors
         except Exception as error:  # the outermost boundary: no tracebacks
             if GLOBALS.debug:
                 raise
@@ -44,7 +44,7 @@ class _ErrorMappingGroup(TyperGroup):
             )
 
 
-def _fail(ctx: click.Context, error: TapctlError) -> None:
+def _fail(ctx: Any, error: TapctlError) -> None:
     if GLOBALS.debug and not isinstance(error, Interrupted):
         console.get().err.print_exception()
     console.get().error(error)

@@ -18,8 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tapctl.errors import TapctlError
-
-MASK = "[secret]"
+from tapctl.outputs import MASK
 
 _STATUS_STYLES = {
     "pass": "green",
@@ -69,10 +68,11 @@ class Output:
             table.add_column(column, overflow="fold")
         status_index = columns.index(status_column) if status_column else -1
         for row in rows:
-            cells = [_cell(value) for value in row]
+            cells = [Text(_cell(value)) for value in row]
             if status_index >= 0:
-                status = str(row[status_index])
-                cells[status_index] = Text(status, style=_STATUS_STYLES.get(status, ""))
+                cells[status_index].stylize(
+                    _STATUS_STYLES.get(str(row[status_index]), "")
+                )
             table.add_row(*cells)
         self.out.print(table)
 

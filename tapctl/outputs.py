@@ -41,6 +41,9 @@ EXPORT_KEYS = (
 
 COLORS = ("blue", "green")
 
+#: What a secret value looks like in any output.
+MASK = "[secret]"
+
 
 def load_outputs_file(path: Path) -> dict[str, Any]:
     """A flat JSON object of stack outputs."""

@@ -23,11 +23,14 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from tapctl.errors import ConfigError, TapctlError
-from tapctl.project import CONFIG_NAMESPACE, Project
+from tapctl.outputs import MASK
+from tapctl.project import Project
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "us-east-1"
 ENTRY_POINT = "tap.py"
+#: Inputs that carry a physical name, in order of preference.
+NAME_KEYS = ("name", "bucket", "identifier", "family", "namePrefix", "bucketPrefix")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ class PlannedResource:
 
     @property
     def physical_name(self) -> str | None:
-        for key in ("name", "bucket", "identifier", "functionName", "roleName"):
+        """The name AWS will know it by, where the program sets one."""
+        for key in NAME_KEYS:
             value = self.inputs.get(key)
             if isinstance(value, str) and value:
                 return value
@@ -57,6 +61,12 @@ class ProgramResult:
 
     def of_type(self, type_token: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_token]
+
+    def masked_outputs(self) -> dict[str, Any]:
+        return {
+            key: MASK if key in self.secret_outputs else value
+            for key, value in self.outputs.items()
+        }
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -140,7 +150,10 @@ def _mock_invoke(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
             "userId": "AIDAPLAN",
             "id": MOCK_ACCOUNT,
         }
-    if token in ("aws:index/getRegion:getRegion", "aws:index/getRegion:getRegionOutput"):
+    if token in (
+        "aws:index/getRegion:getRegion",
+        "aws:index/getRegion:getRegionOutput",
+    ):
         return {"name": MOCK_REGION, "region": MOCK_REGION, "id": MOCK_REGION}
     if token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
@@ -240,11 +253,32 @@ def _resolve_exports() -> tuple[dict[str, Any], set[str]]:
     return resolved, secret
 
 
-def plan_program(project: Project, env: str) -> ProgramResult:
-    """Run the project's program with the environment's config file."""
+@dataclass
+class Plan:
+    program: ProgramResult
+    checks: list[Any]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.program.stack,
+            "resources": [r.to_json() for r in self.program.resources],
+            "outputs": self.program.masked_outputs(),
+            "checks": [check.to_json() for check in self.checks],
+        }
+
+
+def plan_environment(project: Project, env: str) -> Plan:
+    """Run the project's program with the environment's config file and check
+    what it would build."""
+    from tapctl.policy import run_policy
+
     config = project.load_config(env)
-    return run_program(project.root / ENTRY_POINT, config, stack=env, project=project.name)
-
-
-def stack_config_key(key: str) -> str:
-    return f"{CONFIG_NAMESPACE}:{key}"
+    program = run_program(
+        project.root / ENTRY_POINT, config, stack=env, project=project.name
+    )
+    suffix = str(program.outputs.get("environment_suffix") or env)
+    return Plan(program, run_policy(program, suffix))

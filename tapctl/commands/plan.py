@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tapctl import console
 from tapctl.errors import CheckFailed
 from tapctl.options import EnvOption, JsonOption, current_project
+
+if TYPE_CHECKING:
+    from tapctl.planner import Plan
 
 
 def plan(env: EnvOption, as_json: JsonOption = False) -> None:
@@ -33,17 +36,19 @@ def plan(env: EnvOption, as_json: JsonOption = False) -> None:
     if failed:
         names = ", ".join(check.id for check in failed)
         raise CheckFailed(f"{len(failed)} plan check(s) failed: {names}")
-    out.done(f"{env}: {len(result.resources)} resources, all checks passed")
+    count = len(result.program.resources)
+    out.done(f"{env}: {count} resources planned, all {len(result.checks)} checks ok")
 
 
-def _render(result: Any) -> None:
+def _render(result: Plan) -> None:
     out = console.get()
+    program = result.program
     out.table(
-        f"Resources ({result.stack})",
+        f"Resources ({program.stack})",
         ["type", "name", "physical name"],
-        [(r.type, r.name, r.physical_name or "") for r in result.resources],
+        [(r.type, r.name, r.physical_name or "") for r in program.resources],
     )
-    out.mapping("Outputs", result.masked_outputs())
+    out.mapping("Outputs", program.masked_outputs())
     out.table(
         "Checks",
         ["id", "status", "detail"],
