@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from tapctl import __version__, console
-from tapctl.commands import plan
+from tapctl.commands import plan, stack, verify
 from tapctl.errors import ExitCode, Interrupted, TapctlError
 from tapctl.options import GLOBALS
 
@@ -106,6 +106,13 @@ def root(
 
 
 app.command(name="plan")(plan.plan)
+app.command(name="preview")(stack.preview)
+app.command(name="up")(stack.up)
+app.command(name="outputs")(stack.outputs)
+app.command(name="history")(stack.history)
+app.command(name="refresh")(stack.refresh)
+app.command(name="destroy")(stack.destroy)
+app.command(name="verify")(verify.verify)
 # Further commands register here, one line each.
 
 
