@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from tapctl import __version__, console
-from tapctl.commands import plan, stack, verify
+from tapctl.commands import plan, release, stack, verify
 from tapctl.errors import ExitCode, Interrupted, TapctlError
 from tapctl.options import GLOBALS
 
@@ -113,6 +113,10 @@ app.command(name="history")(stack.history)
 app.command(name="refresh")(stack.refresh)
 app.command(name="destroy")(stack.destroy)
 app.command(name="verify")(verify.verify)
+app.command(name="deploy")(release.deploy)
+app.command(name="switch")(release.switch)
+app.command(name="rollback")(release.rollback)
+app.command(name="status")(release.status)
 # Further commands register here, one line each.
 
 

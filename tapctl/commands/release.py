@@ -1,0 +1,292 @@
+"""``tapctl deploy|switch|rollback|status``: blue/green releases.
+
+Each command reads its options, calls one function of ``tapctl.release`` and
+renders what comes back. Changing traffic asks first on a terminal; without
+one it needs ``--yes``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tapctl import console
+from tapctl.errors import UsageError
+from tapctl.options import (
+    EnvOption,
+    JsonOption,
+    OutputsFileOption,
+    YesOption,
+    current_project,
+)
+
+if TYPE_CHECKING:
+    from tapctl.release import (
+        Hooks,
+        ReleaseEngine,
+        ReleaseOutcome,
+        ReleaseStatus,
+        RollbackOutcome,
+        StackRef,
+    )
+
+
+class Color(StrEnum):
+    blue = "blue"
+    green = "green"
+
+
+ImageOption = Annotated[
+    str,
+    typer.Option(
+        "--image", help="Image to release, REGISTRY/REPO:TAG or REPO@sha256:DIGEST."
+    ),
+]
+StepsOption = Annotated[
+    str,
+    typer.Option(
+        "--steps", help="Traffic percentages for the new color, increasing to 100."
+    ),
+]
+BakeOption = Annotated[
+    float,
+    typer.Option("--bake", help="Seconds to watch each step before the next."),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", help="Seconds to wait for the new service to settle."),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan of steps; change nothing.")
+]
+ToOption = Annotated[
+    Color | None,
+    typer.Option("--to", help="Color to move traffic to; default: the other one."),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Roll back even to a color with no healthy target."),
+]
+
+
+def deploy(
+    env: EnvOption,
+    image: ImageOption,
+    steps: StepsOption = "10,50,100",
+    bake: BakeOption = 60.0,
+    timeout: TimeoutOption = 600.0,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Release an image on the idle color and move traffic to it in steps.
+
+    Sets the image, updates the stack, waits for the service, runs the verify
+    checks through the test listener, then shifts traffic step by step while
+    watching target health and the alarms. Any failed gate or Ctrl-C puts
+    traffic back on the old color.
+    """
+    from tapctl.aws import Aws
+    from tapctl.release import DeployRequest, check_image, parse_steps
+    from tapctl.release import deploy as run_deploy
+
+    request = DeployRequest(
+        check_image(image), parse_steps(steps), bake, timeout, dry_run
+    )
+    outcome = run_deploy(_engine(env), Aws(), _stack_ref(env), request, _hooks(yes))
+    _render_release(outcome)
+
+
+def switch(
+    env: EnvOption,
+    to: ToOption = None,
+    steps: StepsOption = "10,50,100",
+    bake: BakeOption = 60.0,
+    yes: YesOption = False,
+) -> None:
+    """Move traffic between the two running colors in steps, no image change."""
+    from tapctl.aws import Aws
+    from tapctl.release import parse_steps
+    from tapctl.release import switch as run_switch
+
+    parsed = parse_steps(steps)
+    outcome = run_switch(
+        _engine(env),
+        Aws(),
+        _stack_ref(env),
+        to=to.value if to else None,
+        steps=parsed,
+        bake=bake,
+        hooks=_hooks(yes),
+    )
+    _render_release(outcome)
+
+
+def rollback(
+    env: EnvOption,
+    to: ToOption = None,
+    force: ForceOption = False,
+    outputs_file: OutputsFileOption = None,
+    yes: YesOption = False,
+) -> None:
+    """Put all traffic back on the previous color at once, then record it.
+
+    One listener change through the AWS API comes first; the stack config and
+    a targeted update follow. If the engine cannot run, traffic stays restored
+    and the command prints the drift and the command that closes it.
+    """
+    from tapctl.aws import Aws
+    from tapctl.outputs import load_outputs_file
+    from tapctl.release import rollback as run_rollback
+
+    if outputs_file is not None:
+        outputs = load_outputs_file(outputs_file)
+        open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
+    else:
+        engine = _engine(env)
+        outputs = dict(engine.outputs().values)
+        open_engine = lambda: engine  # noqa: E731
+    outcome = run_rollback(
+        Aws(),
+        outputs,
+        _stack_ref(env),
+        open_engine,
+        to=to.value if to else None,
+        force=force,
+        hooks=_hooks(yes),
+    )
+    _render_rollback(outcome)
+
+
+def status(
+    env: EnvOption, outputs_file: OutputsFileOption = None, as_json: JsonOption = False
+) -> None:
+    """Live color, listener weights, images, tasks, target health and drift."""
+    from tapctl.aws import Aws
+    from tapctl.release import read_status
+
+    outputs, idle_weight = _status_inputs(env, outputs_file)
+    report = read_status(Aws(), outputs, env=env, idle_weight=idle_weight)
+    if as_json:
+        console.get().json(report.to_json())
+    else:
+        _render_status(report)
+
+
+# -- wiring --------------------------------------------------------------------
+
+
+def _engine(env: str) -> ReleaseEngine:
+    from tapctl.engine import Engine
+
+    return Engine(current_project(), env)
+
+
+def _stack_ref(env: str) -> StackRef:
+    from tapctl.release import StackRef
+
+    project = current_project()
+    return StackRef(project.name, env, project.state_dir)
+
+
+def _status_inputs(env: str, outputs_file: Path | None) -> tuple[dict[str, Any], Any]:
+    """Outputs and ``tap:idleWeight``: from the file and the environment's
+    config file, or both from the engine."""
+    from tapctl.outputs import load_outputs_file
+
+    if outputs_file is not None:
+        config = current_project().load_config(env)
+        return load_outputs_file(outputs_file), config.get("tap:idleWeight")
+    engine = _engine(env)
+    return dict(engine.outputs().values), engine.get_config("idleWeight")
+
+
+def _hooks(yes: bool) -> Hooks:
+    from tapctl.release import Hooks
+
+    out = console.get()
+    return Hooks(confirm=_confirmer(yes), info=out.info, warn=out.warn)
+
+
+def _confirmer(yes: bool) -> Callable[[str], bool]:
+    def ask(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"{question.rstrip('?')}: needs confirmation and stdin is not a "
+                "terminal; nothing was changed",
+                hint="pass --yes to confirm without a prompt",
+            )
+        return typer.confirm(question, default=False, err=True)
+
+    return ask
+
+
+# -- rendering -------------------------------------------------------------------
+
+
+def _render_release(outcome: ReleaseOutcome) -> None:
+    out = console.get()
+    plan = outcome.plan
+    if not outcome.done:
+        out.table(
+            f"{plan.kind} plan ({plan.env}: {plan.shift.old} -> {plan.shift.new})",
+            ["#", "step"],
+            list(enumerate(plan.steps, start=1)),
+        )
+        out.done(outcome.note)
+        return
+    image = f" with {plan.image}" if plan.image else ""
+    out.result(
+        f"{plan.env}: {plan.shift.new} is live{image} "
+        f"(steps {','.join(map(str, plan.shift.steps))}) in {outcome.seconds:.1f}s"
+    )
+
+
+def _render_rollback(outcome: RollbackOutcome) -> None:
+    out = console.get()
+    out.result(
+        f"{outcome.env}: all traffic on {outcome.color} ({outcome.after}; was "
+        f"{outcome.before}) after {outcome.seconds_to_traffic:.2f}s"
+    )
+    if outcome.drift is None:
+        out.done(f"stack config records {outcome.color} as active")
+        return
+    out.warn(str(outcome.drift))
+    out.info(f"reconcile with: {outcome.drift.command}")
+
+
+def _render_status(report: ReleaseStatus) -> None:
+    out = console.get()
+    live = report.weights.live or "split evenly"
+    out.table(
+        f"{report.env}: live color {live} ({report.weights})",
+        ["color", "weight", "image", "source", "tasks", "targets"],
+        [
+            (
+                status.color,
+                status.weight,
+                status.image,
+                status.image_source,
+                _tasks(status.running, status.desired),
+                str(status.targets),
+            )
+            for status in report.colors
+        ],
+    )
+    if report.drift:
+        for line in report.drift:
+            out.warn(f"drift: {line}")
+    else:
+        out.done(f"listeners match the stack config (active {report.active_color})")
+
+
+def _tasks(running: int | None, desired: int | None) -> str:
+    if desired is None:
+        return "service not found"
+    return f"{running}/{desired} running"

@@ -1,0 +1,1042 @@
+"""Blue/green releases: where traffic is, and moving it without losing users.
+
+Traffic moves only through the production listener's forward weights, always
+as a pair that adds up to 100 and never towards a color without a healthy
+target. Stack config (``activeColor``, ``idleWeight``, ``blueImage``,
+``greenImage``) records the outcome, so that Pulumi's state keeps saying which
+color is live. The engine is reached through the small ``ReleaseEngine``
+protocol and the slow or interactive parts through ``Hooks``, so that every
+flow can run against a recording engine and a local AWS API.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import re
+import shlex
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
+
+import botocore.exceptions
+
+from tapctl.aws import Aws, describe_aws_error, translated_errors
+from tapctl.errors import (
+    AwsError,
+    CheckFailed,
+    ConfigError,
+    EngineError,
+    Interrupted,
+    TapctlError,
+    UsageError,
+)
+from tapctl.outputs import COLORS, other_color, require
+
+DEFAULT_STEPS = (10, 50, 100)
+#: Check outcomes of ``tapctl verify`` that fail the pre-shift gate.
+FAILED_CHECK_STATES = ("fail", "error")
+#: ECS's own waiter polls every 15 seconds; shorter timeouts poll faster.
+WAITER_MAX_DELAY = 15
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = (
+    r"(?:(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]+)?"
+    r"|[A-Za-z0-9-]+:[0-9]+)/"
+)
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"sha256:[a-f0-9]{64}"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_REGISTRY})?{_COMPONENT}(?:/{_COMPONENT})*"
+    rf"(?::{_TAG}(?:@{_DIGEST})?|@{_DIGEST})$"
+)
+
+
+# -- errors ------------------------------------------------------------------
+
+
+class GateFailed(CheckFailed):
+    """A release gate did not pass; ``gate`` names which one."""
+
+    def __init__(self, gate: str, reason: str) -> None:
+        super().__init__(f"gate {gate} failed: {reason}")
+        self.gate = gate
+
+
+class ReleaseLocked(TapctlError):
+    """Another tapctl release on this machine holds the stack's local lock."""
+
+
+class ReleaseRefused(TapctlError):
+    """The release would send users to a color that cannot serve them."""
+
+
+class ShiftAborted(TapctlError):
+    """A traffic shift stopped part-way; the message says where traffic is."""
+
+    def __init__(self, cause: TapctlError, message: str, hint: str | None) -> None:
+        super().__init__(message, hint)
+        self.exit_code = cause.exit_code
+        self.cause = cause
+
+
+class Cancelled(TapctlError):
+    """The user answered no at the confirmation prompt."""
+
+
+# -- input -------------------------------------------------------------------
+
+
+def check_image(image: str) -> str:
+    """An image reference with an explicit tag or digest; no implicit latest."""
+    if not IMAGE_REFERENCE.match(image):
+        raise UsageError(
+            f"--image {image!r} is not an image reference with a tag or digest",
+            hint="use REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:DIGEST "
+            "(e.g. public.ecr.aws/nginx/nginx:1.27-alpine)",
+        )
+    return image
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """``10,50,100`` as percentages: increasing, within 1..100, ending at 100."""
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(
+            f"--steps {text!r} must be comma-separated whole percentages",
+            hint="for example --steps 10,50,100",
+        ) from None
+    return check_steps(steps)
+
+
+def check_steps(steps: Sequence[int]) -> tuple[int, ...]:
+    """Steps that never go back, stay within 1..100 and end with all traffic."""
+    increasing = all(a < b for a, b in zip(steps, steps[1:], strict=False))
+    in_range = all(1 <= step <= 100 for step in steps)
+    if not steps or not increasing or not in_range or steps[-1] != 100:
+        listed = ",".join(str(step) for step in steps)
+        raise UsageError(
+            f"--steps {listed} must increase within 1..100 and end at 100",
+            hint="for example --steps 10,50,100",
+        )
+    return tuple(steps)
+
+
+def _check_seconds(option: str, value: float, *, positive: bool = False) -> None:
+    if value < 0 or (positive and value == 0) or math.isnan(value):
+        raise UsageError(f"{option} {value:g} must be a positive number of seconds")
+
+
+# -- weights and what the load balancer says ---------------------------------
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Forward weights of the production listener by color."""
+
+    blue: int
+    green: int
+
+    @classmethod
+    def split(cls, active: str, idle_weight: int) -> Weights:
+        """``active`` keeps 100 - ``idle_weight``: the pair always adds up to 100."""
+        if not 0 <= idle_weight <= 100:
+            raise ValueError(f"idle weight {idle_weight} outside 0..100")
+        idle = other_color(active)
+        shares = {active: 100 - idle_weight, idle: idle_weight}
+        return cls(blue=shares["blue"], green=shares["green"])
+
+    @classmethod
+    def all_to(cls, color: str) -> Weights:
+        return cls.split(color, 0)
+
+    def of(self, color: str) -> int:
+        return self.blue if color == "blue" else self.green
+
+    @property
+    def live(self) -> str | None:
+        """The color with the larger weight; None on a tie."""
+        if self.blue == self.green:
+            return None
+        return "blue" if self.blue > self.green else "green"
+
+    def as_dict(self) -> dict[str, int]:
+        return {"blue": self.blue, "green": self.green}
+
+    def __str__(self) -> str:
+        return f"blue {self.blue} / green {self.green}"
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    """Target states of one color's target group, counted."""
+
+    color: str
+    states: Mapping[str, int]
+
+    @property
+    def healthy(self) -> int:
+        return self.states.get("healthy", 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.states.values())
+
+    def __str__(self) -> str:
+        if not self.total:
+            return "no registered targets"
+        return ", ".join(f"{n} {state}" for state, n in sorted(self.states.items()))
+
+
+class Traffic:
+    """The production listener and both target groups, through elbv2."""
+
+    def __init__(self, aws: Aws, outputs: Mapping[str, Any]) -> None:
+        require(
+            outputs,
+            ("prod_listener_arn", "blue_target_group_arn", "green_target_group_arn"),
+            purpose="moving traffic",
+        )
+        self.aws = aws
+        self.elb = aws.client("elbv2")
+        self.listener_arn = str(outputs["prod_listener_arn"])
+        self.groups = {
+            color: str(outputs[f"{color}_target_group_arn"]) for color in COLORS
+        }
+        self.last_written: Weights | None = None
+        self._stickiness: dict[str, Any] | None = None
+
+    def read(self) -> Weights:
+        """The listener's weights now; keeps its stickiness setting for writes."""
+        with translated_errors("reading the production listener"):
+            listener = self.elb.describe_listeners(ListenerArns=[self.listener_arn])
+        actions = listener["Listeners"][0]["DefaultActions"]
+        forward = _forward_config(actions)
+        self._stickiness = forward.get("TargetGroupStickinessConfig")
+        return weights_of(forward, self.groups)
+
+    def write(self, weights: Weights) -> None:
+        """One modify_listener call: forward to both groups with these weights."""
+        forward: dict[str, Any] = {
+            "TargetGroups": [
+                {"TargetGroupArn": self.groups[color], "Weight": weights.of(color)}
+                for color in COLORS
+            ]
+        }
+        if self._stickiness is not None:
+            forward["TargetGroupStickinessConfig"] = self._stickiness
+        with translated_errors(f"moving traffic to {weights}"):
+            self.elb.modify_listener(
+                ListenerArn=self.listener_arn,
+                DefaultActions=[{"Type": "forward", "ForwardConfig": forward}],
+            )
+        self.last_written = weights
+
+    def health(self, color: str) -> TargetHealth:
+        with translated_errors(f"reading target health of {color}"):
+            found = self.elb.describe_target_health(TargetGroupArn=self.groups[color])
+        states: dict[str, int] = {}
+        for target in found["TargetHealthDescriptions"]:
+            state = target["TargetHealth"]["State"]
+            states[state] = states.get(state, 0) + 1
+        return TargetHealth(color, states)
+
+
+def _forward_config(actions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The listener's forward action as a ForwardConfig, even a single-group one."""
+    for action in actions:
+        if action.get("Type") != "forward":
+            continue
+        if "ForwardConfig" in action:
+            return dict(action["ForwardConfig"])
+        single = {"TargetGroupArn": action["TargetGroupArn"], "Weight": 100}
+        return {"TargetGroups": [single]}
+    raise AwsError(
+        "the production listener has no forward action",
+        hint="run tapctl up to restore the listener the stack defines",
+    )
+
+
+def weights_of(forward: Mapping[str, Any], groups: Mapping[str, str]) -> Weights:
+    """Weights by color of a ForwardConfig; a group absent from it weighs 0."""
+    colors = {arn: color for color, arn in groups.items()}
+    shares = dict.fromkeys(COLORS, 0)
+    for group in forward.get("TargetGroups", []):
+        color = colors.get(group["TargetGroupArn"])
+        if color is None:
+            raise AwsError(
+                f"the listener forwards to {group['TargetGroupArn']}, "
+                "which is neither the blue nor the green target group",
+                hint="check that the outputs belong to this environment's stack",
+            )
+        shares[color] = int(group.get("Weight", 100))
+    return Weights(blue=shares["blue"], green=shares["green"])
+
+
+def alarms_firing(aws: Aws, names: Sequence[str]) -> list[str]:
+    """Names of the given CloudWatch alarms that are in ALARM now."""
+    cloudwatch = aws.client("cloudwatch")
+    firing: list[str] = []
+    for start in range(0, len(names), 100):  # describe_alarms takes 100 names
+        with translated_errors("reading alarms"):
+            page = cloudwatch.describe_alarms(
+                AlarmNames=list(names[start : start + 100])
+            )
+        firing += [
+            alarm["AlarmName"]
+            for alarm in page["MetricAlarms"] + page.get("CompositeAlarms", [])
+            if alarm["StateValue"] == "ALARM"
+        ]
+    return firing
+
+
+def alarm_names(outputs: Mapping[str, Any]) -> list[str]:
+    """``alarm_names`` from outputs: a list, or a JSON list in a string."""
+    value = outputs.get("alarm_names") or []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = [value]
+    if not isinstance(value, list):
+        raise ConfigError("output alarm_names must be a list of alarm names")
+    return [str(name) for name in value]
+
+
+# -- the stack, its engine and the local lock ---------------------------------
+
+
+class OutputValues(Protocol):
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+
+
+class UpResult(Protocol):
+    @property
+    def outputs(self) -> OutputValues: ...
+
+
+class ReleaseEngine(Protocol):
+    """The engine operations a release needs (``tapctl.engine.Engine`` has them)."""
+
+    def outputs(self) -> OutputValues: ...
+
+    def get_config(self, key: str) -> str | None: ...
+
+    def set_config(self, values: Mapping[str, str]) -> None: ...
+
+    def up(self, *, targets: Sequence[str] | None = None) -> UpResult: ...
+
+
+@dataclass(frozen=True)
+class StackRef:
+    """Which stack a release acts on, and how to name commands for it."""
+
+    project: str
+    env: str
+    state_dir: Path
+    stack: str | None = None
+
+    @property
+    def short_name(self) -> str:
+        return (self.stack or self.env).rsplit("/", 1)[-1]
+
+    def command(self, verb: str, *args: str) -> str:
+        """An exact tapctl command line for this stack."""
+        stack = ("--stack", self.stack) if self.stack else ()
+        words = ("tapctl", verb, "--env", self.env, *stack, *args)
+        return " ".join(shlex.quote(word) for word in words)
+
+    def listener_targets(self) -> list[str]:
+        """URN patterns of the stack's listeners (``--target`` accepts globs);
+        ``lb`` also matches the ``alb`` alias of the listener type."""
+        prefix = f"urn:pulumi:{self.short_name}::{self.project}::"
+        return [f"{prefix}**lb/listener:Listener::*"]
+
+
+@contextmanager
+def release_lock(ref: StackRef) -> Iterator[Path]:
+    """Hold the stack's local release lock, or refuse at once if it is held.
+
+    The backend's lock only covers engine updates; traffic moves through boto3
+    between them, so two tapctl processes on one machine exclude each other
+    here for the whole release.
+    """
+    ref.state_dir.mkdir(parents=True, exist_ok=True)
+    path = ref.state_dir / f"release-{ref.short_name}.lock"
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _locked(ref, path, handle) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _locked(ref: StackRef, path: Path, handle: Any) -> ReleaseLocked:
+    handle.seek(0)
+    holder = handle.read().strip()
+    by = f" (pid {holder})" if holder.isdigit() else ""
+    return ReleaseLocked(
+        f"another tapctl release on stack {ref.short_name} is running{by}; "
+        "nothing was changed",
+        hint=f"wait for it to finish (lock file: {path})",
+    )
+
+
+# -- seams for the slow and interactive parts ---------------------------------
+
+
+def wait_service_stable(aws: Aws, cluster: str, service: str, timeout: float) -> None:
+    """Wait with botocore's ``services_stable`` waiter, at most ``timeout`` s."""
+    delay = max(1, min(WAITER_MAX_DELAY, int(timeout // 10)))
+    attempts = max(1, math.ceil(timeout / delay))
+    waiter = aws.client("ecs").get_waiter("services_stable")
+    try:
+        waiter.wait(
+            cluster=cluster,
+            services=[service],
+            WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
+        )
+    except botocore.exceptions.WaiterError as error:
+        raise GateFailed(
+            "service.stable",
+            f"service {service} was not stable within {timeout:g}s "
+            f"({_waiter_reason(error)})",
+        ) from error
+
+
+def _waiter_reason(error: botocore.exceptions.WaiterError) -> str:
+    last: Mapping[str, Any] = error.last_response or {}
+    services: list[dict[str, Any]] = last.get("services") or []
+    if not services:
+        return describe_aws_error(error)
+    service = services[0]
+    deployments = len(service.get("deployments", []))
+    return (
+        f"{service.get('runningCount')}/{service.get('desiredCount')} tasks running, "
+        f"{deployments} deployment(s) in progress"
+    )
+
+
+def verify_color(
+    outputs: Mapping[str, Any], aws: Aws, env: str, color: str
+) -> list[str]:
+    """The verify checks on one color; returns ``id: detail`` of each failure."""
+    from tapctl.verification import run_checks
+
+    report = run_checks(outputs, aws, env=env, color=color)
+    return [
+        f"{check.id}: {check.detail}"
+        for check in report.checks
+        if check.status in FAILED_CHECK_STATES
+    ]
+
+
+def _yes(question: str) -> bool:
+    return True
+
+
+def _silent(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The slow or interactive parts of a release, replaceable one by one."""
+
+    sleep: Callable[[float], None] = time.sleep
+    wait_stable: Callable[[Aws, str, str, float], None] = wait_service_stable
+    check_color: Callable[[Mapping[str, Any], Aws, str, str], list[str]] = verify_color
+    confirm: Callable[[str], bool] = _yes
+    info: Callable[[str], None] = _silent
+    warn: Callable[[str], None] = _silent
+
+
+DEFAULT_HOOKS = Hooks()
+
+
+def _confirm(hooks: Hooks, question: str) -> None:
+    if not hooks.confirm(question):
+        raise Cancelled("cancelled; nothing was changed")
+
+
+# -- shifting traffic -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Move traffic from ``old`` to ``new`` through ``steps`` percentages."""
+
+    old: str
+    new: str
+    steps: tuple[int, ...]
+    bake: float
+
+    def describe(self) -> list[str]:
+        return [
+            f"{Weights.split(self.old, percent)} (bake {self.bake:g}s)"
+            for percent in self.steps
+        ]
+
+
+def shift_traffic(
+    traffic: Traffic, alarms: Sequence[str], shift: Shift, ref: StackRef, hooks: Hooks
+) -> None:
+    """Every step: the new color must have a healthy target before it gets
+    traffic, and after the bake its targets and the alarms must be fine.
+    Any failure or Ctrl-C puts all traffic back on the old color."""
+    try:
+        for percent in shift.steps:
+            _step(traffic, alarms, shift, percent, hooks)
+    except TapctlError as failure:
+        _restore(traffic, shift, ref, hooks, failure)
+    except KeyboardInterrupt:
+        cause = Interrupted(f"interrupted while moving traffic to {shift.new}")
+        _restore(traffic, shift, ref, hooks, cause)
+
+
+def _step(
+    traffic: Traffic, alarms: Sequence[str], shift: Shift, percent: int, hooks: Hooks
+) -> None:
+    before = traffic.health(shift.new)
+    if before.healthy == 0:
+        raise GateFailed(
+            "targets.healthy",
+            f"{shift.new} has no healthy target ({before}) before the {percent}% step",
+        )
+    weights = Weights.split(shift.old, percent)
+    traffic.write(weights)
+    hooks.info(f"traffic: {weights}; baking {shift.bake:g}s")
+    hooks.sleep(shift.bake)
+    _check_after_step(traffic, alarms, shift.new, percent)
+
+
+def _check_after_step(
+    traffic: Traffic, alarms: Sequence[str], color: str, percent: int
+) -> None:
+    health = traffic.health(color)
+    if health.healthy == 0 or health.states.get("unhealthy", 0):
+        raise GateFailed(
+            "targets.healthy", f"{color} targets after the {percent}% step: {health}"
+        )
+    firing = alarms_firing(traffic.aws, alarms)
+    if firing:
+        raise GateFailed(
+            "alarms", f"in ALARM after the {percent}% step: {', '.join(firing)}"
+        )
+
+
+def _restore(
+    traffic: Traffic, shift: Shift, ref: StackRef, hooks: Hooks, cause: TapctlError
+) -> NoReturn:
+    restored = Weights.all_to(shift.old)
+    try:
+        traffic.write(restored)
+    except AwsError as error:
+        raise ShiftAborted(
+            cause,
+            f"{cause.message}; putting traffic back on {shift.old} failed "
+            f"({error.message}); live weights now: {_live_weights(traffic)}",
+            hint=f"restore it with: {_rollback_command(ref, shift.old)}",
+        ) from error
+    hooks.warn(f"traffic restored to {shift.old} ({restored})")
+    raise ShiftAborted(
+        cause,
+        f"{cause.message}; traffic restored to {shift.old} ({restored})",
+        cause.hint,
+    ) from cause
+
+
+def _rollback_command(ref: StackRef, color: str) -> str:
+    return ref.command("rollback", "--to", color, "--yes")
+
+
+def _live_weights(traffic: Traffic) -> str:
+    try:
+        return str(traffic.read())
+    except AwsError:
+        last = traffic.last_written
+        return f"unknown (last set: {last})" if last else "unknown"
+
+
+# -- recording the outcome in the stack ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Traffic moved, but the stack does not say so yet."""
+
+    color: str
+    reason: str
+    command: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.color} takes all traffic, but the stack config does not record "
+            f"it yet ({self.reason})"
+        )
+
+
+def record_live(
+    open_engine: Callable[[], ReleaseEngine],
+    ref: StackRef,
+    color: str,
+    *,
+    targeted: bool,
+) -> Drift | None:
+    """Write ``color`` as active into stack config and reconcile with ``up``.
+
+    Returns the drift left behind when the engine cannot do it: traffic has
+    already moved and stays where it is.
+    """
+    targets = ref.listener_targets() if targeted else None
+    recorded = False
+    try:
+        engine = open_engine()
+        engine.set_config({"activeColor": color, "idleWeight": "0"})
+        recorded = True
+        engine.up(targets=targets)
+    except Interrupted as error:
+        drift = _drift(ref, color, error, recorded, targets)
+        raise Interrupted(
+            f"{error.message}; {drift}", hint=f"run: {drift.command}"
+        ) from error
+    except TapctlError as error:
+        return _drift(ref, color, error, recorded, targets)
+    return None
+
+
+def _drift(
+    ref: StackRef,
+    color: str,
+    error: TapctlError,
+    recorded: bool,
+    targets: Sequence[str] | None,
+) -> Drift:
+    if not recorded:
+        # Running the rollback again moves nothing and records the truth.
+        return Drift(color, error.message, _rollback_command(ref, color))
+    target_args = [arg for urn in targets or () for arg in ("--target", urn)]
+    return Drift(color, error.message, ref.command("up", "--yes", *target_args))
+
+
+def _raise_drift(drift: Drift | None) -> None:
+    if drift is not None:
+        raise EngineError(str(drift), hint=f"record it with: {drift.command}")
+
+
+def configured_active(outputs: Mapping[str, Any]) -> str:
+    color = outputs.get("active_color")
+    if color not in COLORS:
+        raise ConfigError(
+            f"output active_color is {color!r}, expected blue or green",
+            hint="run tapctl up so that the stack exports its active color",
+            key="active_color",
+        )
+    return str(color)
+
+
+def parse_idle_weight(value: object) -> int:
+    """``tap:idleWeight`` as a whole percentage; unset means 0."""
+    if value in (None, ""):
+        return 0
+    try:
+        weight = int(str(value))
+    except ValueError:
+        weight = -1
+    if not 0 <= weight <= 100:
+        raise ConfigError(
+            f"stack config tap:idleWeight={value!r} is not a whole number in 0..100",
+            hint="fix tap:idleWeight in the environment's Pulumi.<env>.yaml",
+            key="tap:idleWeight",
+        )
+    return weight
+
+
+# -- deploy and switch ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What a deploy or switch will do, in order, for ``--dry-run`` and prompts."""
+
+    kind: str
+    env: str
+    shift: Shift
+    steps: tuple[str, ...]
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    plan: ReleasePlan
+    done: bool
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    image: str
+    steps: tuple[int, ...] = DEFAULT_STEPS
+    bake: float = 60.0
+    timeout: float = 600.0
+    dry_run: bool = False
+
+
+def deploy(
+    engine: ReleaseEngine,
+    aws: Aws,
+    ref: StackRef,
+    request: DeployRequest,
+    hooks: Hooks = DEFAULT_HOOKS,
+) -> ReleaseOutcome:
+    """Put ``request.image`` on the idle color, check it, then move traffic.
+
+    The idle color must take no traffic before the deploy starts: updating a
+    color that serves users would not be blue/green.
+    """
+    check_image(request.image)
+    check_steps(request.steps)
+    _check_seconds("--bake", request.bake)
+    _check_seconds("--timeout", request.timeout, positive=True)
+    outputs = dict(engine.outputs().values)
+    plan = _deploy_plan(ref, outputs, request)
+    if request.dry_run:
+        return ReleaseOutcome(plan, done=False, note="dry run: nothing was changed")
+
+    with release_lock(ref):
+        started = time.monotonic()
+        traffic = Traffic(aws, outputs)
+        _require_no_traffic(traffic.read(), plan.shift.new)
+        _confirm(hooks, f"deploy {request.image} to {plan.shift.new} on {ref.env}?")
+        outputs = _roll_out(engine, aws, ref, plan, request.timeout, hooks)
+        shift_traffic(traffic, alarm_names(outputs), plan.shift, ref, hooks)
+        _raise_drift(record_live(lambda: engine, ref, plan.shift.new, targeted=False))
+    return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
+
+
+def _deploy_plan(
+    ref: StackRef, outputs: Mapping[str, Any], request: DeployRequest
+) -> ReleasePlan:
+    old = configured_active(outputs)
+    shift = Shift(old, other_color(old), request.steps, request.bake)
+    steps = (
+        f"set tap:{shift.new}Image = {request.image}, then up",
+        f"wait up to {request.timeout:g}s for the {shift.new} service to be stable",
+        f"run the verify checks on {shift.new} through the test listener",
+        *(
+            f"move traffic: {line}, then check targets and alarms"
+            for line in shift.describe()
+        ),
+        f"record tap:activeColor = {shift.new}, tap:idleWeight = 0, then up",
+    )
+    return ReleasePlan("deploy", ref.env, shift, steps, request.image)
+
+
+def _require_no_traffic(weights: Weights, color: str) -> None:
+    if weights.of(color):
+        raise ReleaseRefused(
+            f"the production listener sends {weights.of(color)}% to {color}, the "
+            f"color this release would replace ({weights}); nothing was changed",
+            hint="finish or undo the earlier release first (tapctl status, "
+            "tapctl switch or tapctl rollback)",
+        )
+
+
+def _roll_out(
+    engine: ReleaseEngine,
+    aws: Aws,
+    ref: StackRef,
+    plan: ReleasePlan,
+    timeout: float,
+    hooks: Hooks,
+) -> dict[str, Any]:
+    """New image on the idle color, stable and checked; no traffic moved yet."""
+    color = plan.shift.new
+    hooks.info(f"setting tap:{color}Image = {plan.image}; updating the stack")
+    engine.set_config({f"{color}Image": str(plan.image)})
+    outputs = dict(engine.up().outputs.values)
+    require(outputs, ("ecs_cluster_name", f"{color}_service_name"), purpose="deploy")
+    try:
+        service = str(outputs[f"{color}_service_name"])
+        hooks.info(f"waiting up to {timeout:g}s for service {service} to be stable")
+        hooks.wait_stable(aws, str(outputs["ecs_cluster_name"]), service, timeout)
+        hooks.info(f"checking {color} through the test listener")
+        failures = hooks.check_color(outputs, aws, ref.env, color)
+        if failures:
+            raise GateFailed(
+                "verify", f"checks on {color} failed: {'; '.join(failures)}"
+            )
+    except GateFailed as failure:
+        failure.hint = (
+            f"no traffic was moved: {plan.shift.old} still takes all of it; "
+            f"{color} keeps {plan.image} without users"
+        )
+        raise
+    return outputs
+
+
+def switch(
+    engine: ReleaseEngine,
+    aws: Aws,
+    ref: StackRef,
+    *,
+    to: str | None,
+    steps: Sequence[int] = DEFAULT_STEPS,
+    bake: float = 60.0,
+    hooks: Hooks = DEFAULT_HOOKS,
+) -> ReleaseOutcome:
+    """Move traffic between the two running colors in steps, no image change.
+
+    ``to`` defaults to the color that is not live on the listener now.
+    """
+    check_steps(steps)
+    _check_seconds("--bake", bake)
+    outputs = dict(engine.outputs().values)
+
+    with release_lock(ref):
+        started = time.monotonic()
+        traffic = Traffic(aws, outputs)
+        current = traffic.read()
+        new = to or other_color(current.live or configured_active(outputs))
+        shift = Shift(other_color(new), new, tuple(steps), bake)
+        lines = tuple(f"move traffic: {line}" for line in shift.describe())
+        plan = ReleasePlan("switch", ref.env, shift, lines)
+        if current.of(new) == 100:
+            return ReleaseOutcome(
+                plan, done=False, note=f"{new} already takes all traffic"
+            )
+        _confirm(hooks, f"switch {ref.env} traffic from {shift.old} to {new}?")
+        shift_traffic(traffic, alarm_names(outputs), shift, ref, hooks)
+        _raise_drift(record_live(lambda: engine, ref, new, targeted=False))
+    return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
+
+
+# -- rollback -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    env: str
+    color: str
+    before: Weights
+    after: Weights
+    health: TargetHealth
+    seconds_to_traffic: float
+    drift: Drift | None
+
+
+def rollback(
+    aws: Aws,
+    outputs: Mapping[str, Any],
+    ref: StackRef,
+    open_engine: Callable[[], ReleaseEngine],
+    *,
+    to: str | None = None,
+    force: bool = False,
+    hooks: Hooks = DEFAULT_HOOKS,
+) -> RollbackOutcome:
+    """All traffic to the previous color with one listener call, then the record.
+
+    Before the write there are exactly two reads (the listener, the target
+    health of the color traffic goes to) and no engine call: the engine is
+    opened only afterwards, and if it cannot run, traffic stays where it went
+    and the outcome carries the drift and the command that closes it.
+    """
+    started = time.monotonic()
+    with release_lock(ref):
+        traffic = Traffic(aws, outputs)
+        before = traffic.read()
+        color = to or _previous_color(before)
+        health = traffic.health(color)
+        _allow_rollback(color, health, before, force, hooks)
+        _confirm(hooks, f"move all {ref.env} traffic to {color} (now {before})?")
+        after = Weights.all_to(color)
+        traffic.write(after)
+        moved = time.monotonic() - started
+        hooks.info(f"traffic: {after} ({moved:.2f}s); recording it in the stack")
+        drift = record_live(open_engine, ref, color, targeted=True)
+    return RollbackOutcome(ref.env, color, before, after, health, moved, drift)
+
+
+def _previous_color(weights: Weights) -> str:
+    if weights.live is None:
+        raise UsageError(
+            f"the production listener splits traffic evenly ({weights}), so there "
+            "is no previous color to go back to",
+            hint="say where traffic goes with --to blue or --to green",
+        )
+    return other_color(weights.live)
+
+
+def _allow_rollback(
+    color: str, health: TargetHealth, before: Weights, force: bool, hooks: Hooks
+) -> None:
+    if health.healthy:
+        return
+    if not force:
+        raise ReleaseRefused(
+            f"refusing to roll back to {color}: it has no healthy target ({health}); "
+            f"traffic is unchanged ({before})",
+            hint=f"bring {color} back first, or pass --force to move traffic anyway",
+        )
+    hooks.warn(f"--force: moving traffic to {color}, which has no healthy target")
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColorStatus:
+    color: str
+    weight: int
+    image: str | None
+    image_source: str
+    desired: int | None
+    running: int | None
+    targets: TargetHealth
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "weight": self.weight,
+            "image": self.image,
+            "image_source": self.image_source,
+            "desired": self.desired,
+            "running": self.running,
+            "targets": dict(self.targets.states),
+            "healthy_targets": self.targets.healthy,
+        }
+
+
+@dataclass(frozen=True)
+class ReleaseStatus:
+    env: str
+    active_color: str
+    weights: Weights
+    expected: Weights
+    test_color: str | None
+    colors: tuple[ColorStatus, ...]
+
+    @property
+    def drift(self) -> list[str]:
+        """Where the load balancer disagrees with the stack config."""
+        found = []
+        if self.weights != self.expected:
+            found.append(
+                f"listener weights {self.weights}, config says {self.expected}"
+            )
+        idle = other_color(self.active_color)
+        if self.test_color is not None and self.test_color != idle:
+            found.append(f"test listener serves {self.test_color}, config says {idle}")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "live_color": self.weights.live,
+            "weights": self.weights.as_dict(),
+            "config": {
+                "active_color": self.active_color,
+                "idle_weight": self.expected.of(other_color(self.active_color)),
+                "weights": self.expected.as_dict(),
+            },
+            "test_listener_color": self.test_color,
+            "drift": self.drift,
+            "colors": {status.color: status.to_json() for status in self.colors},
+        }
+
+
+def read_status(
+    aws: Aws, outputs: Mapping[str, Any], *, env: str, idle_weight: object
+) -> ReleaseStatus:
+    """Live color, weights, images, tasks and target health, and the drift."""
+    active = configured_active(outputs)
+    expected = Weights.split(active, parse_idle_weight(idle_weight))
+    require(outputs, ("ecs_cluster_name",), purpose="status")
+    traffic = Traffic(aws, outputs)
+    weights, test_color = _listener_weights(traffic, outputs)
+    services = _services(aws, outputs)
+    colors = tuple(
+        _color_status(aws, outputs, color, weights, services, traffic)
+        for color in COLORS
+    )
+    return ReleaseStatus(env, active, weights, expected, test_color, colors)
+
+
+def _listener_weights(
+    traffic: Traffic, outputs: Mapping[str, Any]
+) -> tuple[Weights, str | None]:
+    """Both listeners in one call: production weights and the test listener's color."""
+    test_arn = outputs.get("test_listener_arn")
+    arns = [traffic.listener_arn, *([str(test_arn)] if test_arn else [])]
+    with translated_errors("reading the listeners"):
+        listeners = traffic.elb.describe_listeners(ListenerArns=arns)["Listeners"]
+    by_arn = {
+        item["ListenerArn"]: weights_of(
+            _forward_config(item["DefaultActions"]), traffic.groups
+        )
+        for item in listeners
+    }
+    test = by_arn.get(str(test_arn)) if test_arn else None
+    return by_arn[traffic.listener_arn], test.live if test else None
+
+
+def _services(aws: Aws, outputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    names = [
+        str(outputs[f"{c}_service_name"])
+        for c in COLORS
+        if outputs.get(f"{c}_service_name")
+    ]
+    if not names:
+        return {}
+    with translated_errors("reading the ECS services"):
+        found = aws.client("ecs").describe_services(
+            cluster=str(outputs["ecs_cluster_name"]), services=names
+        )
+    return {service["serviceName"]: service for service in found["services"]}
+
+
+def _color_status(
+    aws: Aws,
+    outputs: Mapping[str, Any],
+    color: str,
+    weights: Weights,
+    services: Mapping[str, Mapping[str, Any]],
+    traffic: Traffic,
+) -> ColorStatus:
+    service = services.get(str(outputs.get(f"{color}_service_name")))
+    image = _task_image(aws, service["taskDefinition"]) if service else None
+    fallback = outputs.get(f"{color}_image")
+    return ColorStatus(
+        color=color,
+        weight=weights.of(color),
+        image=image or (str(fallback) if fallback else None),
+        image_source="task definition" if image else "outputs",
+        desired=service["desiredCount"] if service else None,
+        running=service["runningCount"] if service else None,
+        targets=traffic.health(color),
+    )
+
+
+def _task_image(aws: Aws, task_definition: str) -> str | None:
+    """The image the service runs now: its live task definition's first container."""
+    with translated_errors(f"reading task definition {task_definition}"):
+        found = aws.client("ecs").describe_task_definition(
+            taskDefinition=task_definition
+        )
+    containers = found["taskDefinition"].get("containerDefinitions") or []
+    return str(containers[0]["image"]) if containers else None
