@@ -583,12 +583,12 @@ class Engine:
                 "records the attempt",
                 failures=failures,
             )
-        reason = (recorder.general_error() if recorder else "") or _error_line(
-            str(error)
-        )
+        general = recorder.general_error() if recorder else ""
+        reason = general or _error_line(str(error))
         if isinstance(error, auto.RuntimeError | auto.CompilationError):
             return ProgramFailed(
-                f"the Pulumi program failed during {action}: {reason}",
+                f"the Pulumi program failed during {action}: "
+                + (_raised(text) or reason),
                 hint=f"run tapctl plan --env {self.env} to reproduce it offline",
             )
         return EngineError(f"{action} of stack {self.stack_name} failed: {reason}")
@@ -765,6 +765,7 @@ _BACKEND_MARKERS = (
     "unable to open bucket",
     "failed to create backend",
 )
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
 _COLOR_CODES = re.compile(r"<\{%[^%]*%\}>|\x1b\[[0-9;]*m")
 _GENERIC_ERRORS = (
     "update failed",
@@ -796,6 +797,16 @@ def _config_error(text: str, env: str) -> ConfigError | None:
             key="PULUMI_CONFIG_PASSPHRASE",
         )
     return None
+
+
+def _raised(text: str) -> str:
+    """The exception line closing a Python traceback in the program's output."""
+    _, found, after = text.partition("unhandled exception:")
+    lines = [line.strip() for line in after.splitlines()] if found else []
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return _shorten(line)
+    return ""
 
 
 def _clean(message: str) -> str:
