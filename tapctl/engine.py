@@ -498,12 +498,17 @@ class Engine:
         *,
         create: bool = False,
     ) -> T:
-        """Run one engine operation; Ctrl-C cancels it through the stack."""
+        """Run one engine operation; Ctrl-C cancels it through the stack.
+
+        A preview holds no update to cancel, so it is only reported."""
         with self._translated(action, recorder):
             stack = self._open(create=create)
             try:
                 return run(stack)
             except KeyboardInterrupt:
+                if action == "preview":
+                    message = f"preview of stack {self.stack_name} interrupted"
+                    raise Interrupted(message) from None
                 raise self._cancelled(stack, action) from None
 
     def _cancelled(self, stack: auto.Stack, action: str) -> Interrupted:

@@ -300,7 +300,7 @@ def _render_preview(report: PreviewReport, *, diff: bool) -> None:
     out = console.get()
     ops = list(_PLANNED_OPS) + sorted(set(report.counts) - set(_PLANNED_OPS))
     out.table(
-        f"Planned operations ({report.stack})",
+        f"Operations ({report.stack})",
         ["operation", "count"],
         [(op, report.counts.get(op, 0)) for op in ops],
     )
@@ -327,7 +327,9 @@ def _render_outputs(found: StackOutputs, title: str, *, show: bool) -> None:
 
 
 def _summary(counts: Mapping[str, int]) -> str:
-    parts = [f"{n} {_PAST.get(op, op)}" for op, n in sorted(counts.items()) if n]
+    order = {op: index for index, op in enumerate(_PLANNED_OPS)}
+    ops = sorted(counts, key=lambda op: (order.get(op, len(order) - 1), op))
+    parts = [f"{counts[op]} {_PAST.get(op, op)}" for op in ops if counts[op]]
     return ", ".join(parts) or "no changes"
 
 

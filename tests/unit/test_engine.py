@@ -586,6 +586,17 @@ def test_ctrl_c_when_cancel_fails_says_how_to_unlock(
     )
 
 
+def test_ctrl_c_during_a_preview_has_no_update_to_cancel(
+    project: Project, double: AutomationDouble
+) -> None:
+    double.errors["preview"] = KeyboardInterrupt()
+
+    with pytest.raises(Interrupted, match="preview of stack dev interrupted"):
+        Engine(project, "dev").preview()
+
+    assert double.methods() == ["preview"]
+
+
 def test_double_rejects_arguments_the_real_api_does_not_take(
     double: AutomationDouble,
 ) -> None:
