@@ -39,6 +39,15 @@ from tapctl.errors import (
 from tapctl.outputs import COLORS, other_color, require
 
 DEFAULT_STEPS = (10, 50, 100)
+#: The verify checks that say whether one color can take users; account-wide
+#: checks (trail, bucket, CDN, database) are verify's business, not a release's.
+GATE_CHECKS = (
+    "alb.active",
+    "listener.weights",
+    "targets.healthy",
+    "ecs.steady",
+    "http.health",
+)
 #: Check outcomes of ``tapctl verify`` that fail the pre-shift gate.
 FAILED_CHECK_STATES = ("fail", "error")
 #: ECS's own waiter polls every 15 seconds; shorter timeouts poll faster.
@@ -57,7 +66,7 @@ IMAGE_REFERENCE = re.compile(
 )
 
 
-# -- errors ------------------------------------------------------------------
+# -- errors -------------------------------------------------------------------
 
 
 class GateFailed(CheckFailed):
@@ -89,7 +98,7 @@ class Cancelled(TapctlError):
     """The user answered no at the confirmation prompt."""
 
 
-# -- input -------------------------------------------------------------------
+# -- input --------------------------------------------------------------------
 
 
 def check_image(image: str) -> str:
@@ -133,7 +142,7 @@ def _check_seconds(option: str, value: float, *, positive: bool = False) -> None
         raise UsageError(f"{option} {value:g} must be a positive number of seconds")
 
 
-# -- weights and what the load balancer says ---------------------------------
+# -- weights and what the load balancer says ----------------------------------
 
 
 @dataclass(frozen=True)
@@ -437,7 +446,7 @@ def verify_color(
     """The verify checks on one color; returns ``id: detail`` of each failure."""
     from tapctl.verification import run_checks
 
-    report = run_checks(outputs, aws, env=env, color=color)
+    report = run_checks(outputs, aws, env=env, color=color, only=GATE_CHECKS)
     return [
         f"{check.id}: {check.detail}"
         for check in report.checks
@@ -473,7 +482,7 @@ def _confirm(hooks: Hooks, question: str) -> None:
         raise Cancelled("cancelled; nothing was changed")
 
 
-# -- shifting traffic -----------------------------------------------------------
+# -- shifting traffic ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -572,7 +581,7 @@ def _live_weights(traffic: Traffic) -> str:
         return f"unknown (last set: {last})" if last else "unknown"
 
 
-# -- recording the outcome in the stack ---------------------------------------------
+# -- recording the outcome in the stack ---------------------------------------
 
 
 @dataclass(frozen=True)
@@ -666,7 +675,7 @@ def parse_idle_weight(value: object) -> int:
     return weight
 
 
-# -- deploy and switch ----------------------------------------------------------------
+# -- deploy and switch --------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -826,7 +835,7 @@ def switch(
     return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
 
 
-# -- rollback -------------------------------------------------------------------------
+# -- rollback -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -897,7 +906,7 @@ def _allow_rollback(
     hooks.warn(f"--force: moving traffic to {color}, which has no healthy target")
 
 
-# -- status ---------------------------------------------------------------------------
+# -- status -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
