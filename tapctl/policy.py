@@ -65,16 +65,28 @@ class Check:
 def run_policy(result: ProgramResult, suffix: str) -> list[Check]:
     """Every rule over the planned resources, in a stable order."""
     rules: list[tuple[str, Callable[[], Iterable[str]], str]] = [
-        ("rds.not-public", lambda: _public_databases(result), "databases private"),
-        ("rds.encrypted", lambda: _unencrypted_databases(result), "storage on KMS"),
-        ("rds.managed-password", lambda: _password_inputs(result), "RDS-managed"),
-        ("s3.public-access-blocked", lambda: _open_buckets(result), "all 4 flags"),
-        ("s3.encrypted", lambda: _unencrypted_buckets(result), "SSE configured"),
-        ("s3.tls-only", lambda: _buckets_without_tls_policy(result), "TLS enforced"),
+        ("rds.not-public", lambda: _public_databases(result), "no public database"),
+        ("rds.encrypted", lambda: _unencrypted_databases(result), "KMS-encrypted"),
+        (
+            "rds.managed-password",
+            lambda: _password_inputs(result),
+            "master password managed by RDS; no password input anywhere",
+        ),
+        (
+            "s3.public-access-blocked",
+            lambda: _open_buckets(result),
+            "every bucket blocks all public access",
+        ),
+        ("s3.encrypted", lambda: _unencrypted_buckets(result), "every bucket SSE"),
+        ("s3.tls-only", lambda: _buckets_without_tls_policy(result), "TLS only"),
         ("iam.no-wildcard", lambda: _wildcard_statements(result), "no */* allow"),
-        ("names.suffix", lambda: _names_without_suffix(result, suffix), suffix),
+        (
+            "names.suffix",
+            lambda: _names_without_suffix(result, suffix),
+            f"every name carries {suffix!r}",
+        ),
         ("names.limits", lambda: _names_over_limits(result), "within AWS limits"),
-        ("alb.weights", lambda: _bad_weights(result), "forward weights sum to 100"),
+        ("alb.weights", lambda: _bad_weights(result), "forward weights add to 100"),
     ]
     return [_evaluate(check_id, rule, passed) for check_id, rule, passed in rules]
 
