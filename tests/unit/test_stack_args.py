@@ -240,9 +240,6 @@ def test_plan_with_invalid_config_exits_2_naming_the_key(
     assert "Traceback" not in outcome.output
 
 
-# Pulumi's error path loads every pulumi_aws module and some warn when loaded
-# (deprecated resource types); that is the provider's, not the stack's.
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_zone_count_beyond_the_region_fails_naming_the_key() -> None:
     """The mocked region has three zones; the error comes from the zone lookup."""
     with pytest.raises(Exception) as caught:
