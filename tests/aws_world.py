@@ -8,13 +8,23 @@ break or change one thing at a time.
 
 moto's server settles ECS services only when ``MOTO_ECS_SERVICE_RUNNING`` is
 set in its process (otherwise every service stays at zero running tasks with
-its rollout in progress); ``settled_services_env()`` gives that setting for
+its rollout in progress); ```settled_services_env()`` gives that setting for
 servers started in-process, as ``tests/conftest.py`` does.
+
+``health_server()`` stands in for the load balancer's HTTP side: a server on
+127.0.0.1 whose answer (status, delay) a test can change while it runs. Build
+the world with ``alb_dns_name="127.0.0.1"`` and its port as a listener port.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -34,6 +44,18 @@ COLORS = ("blue", "green")
 def settled_services_env(running: int = DESIRED_COUNT) -> dict[str, str]:
     """The moto server setting that reports ``running`` tasks per new service."""
     return {"MOTO_ECS_SERVICE_RUNNING": str(running)}
+
+
+_SESSIONS: dict[str | None, boto3.session.Session] = {}
+
+
+def shared_session() -> boto3.session.Session:
+    """One session per endpoint: each new session loads every service model
+    again, which costs more than building the world itself."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint not in _SESSIONS:
+        _SESSIONS[endpoint] = boto3.session.Session()
+    return _SESSIONS[endpoint]
 
 
 @dataclass(frozen=True)
@@ -57,7 +79,7 @@ def build_world(
     ``test_port`` set the listener ports, so that an HTTP check can be aimed
     at a server the test runs on 127.0.0.1.
     """
-    session = session or boto3.session.Session()
+    session = session or shared_session()
     network = _network(session, suffix)
     outputs: dict[str, Any] = {"environment_suffix": suffix, "vpc_id": network.vpc_id}
     outputs |= _load_balancer(session, network, suffix, prod_port, test_port)
@@ -400,3 +422,49 @@ def _alarms(
         )
         names.append(name)
     return names
+
+
+class HealthServer(ThreadingHTTPServer):
+    """Answers every GET with ``status`` after ``delay`` seconds."""
+
+    daemon_threads = True
+    status = 200
+    delay = 0.0
+    paths: list[str]
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _HealthHandler(BaseHTTPRequestHandler):
+    server: HealthServer
+
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)
+        time.sleep(self.server.delay)
+        body = b"ok" if self.server.status < 300 else b"failing"
+        try:
+            self.send_response(self.server.status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client gave up waiting, which is what a timeout test wants
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@contextmanager
+def health_server() -> Iterator[HealthServer]:
+    """An HTTP server on 127.0.0.1 at a free port, for the duration."""
+    server = HealthServer(("127.0.0.1", 0), _HealthHandler)
+    server.paths = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
