@@ -33,6 +33,7 @@ _DONE = {
     "import": "imported",
 }
 _SHOWN_IN_FLIGHT = 8
+_DIAGNOSTIC_STYLES = {"warning": "yellow", "error": "red"}
 
 
 class ProgressView:
@@ -50,6 +51,10 @@ class ProgressView:
 
     def handle(self, event: EngineEvent) -> None:
         """Take one engine event; planning steps of a preview are not progress."""
+        if event.kind == "diagnostic" and event.severity in _DIAGNOSTIC_STYLES:
+            # Printed above a live view too: a provider's warning must not vanish.
+            self.console.print(_diagnostic_line(event))
+            return
         if event.planning or event.kind not in ("start", "done", "failed"):
             return
         if event.op not in _DONE:
@@ -108,6 +113,14 @@ def follow(
     ) as live:
         view.live = live
         yield view
+
+
+def _diagnostic_line(event: EngineEvent) -> Text:
+    first = event.message.strip().splitlines()[0] if event.message.strip() else ""
+    where = f"{event.name}: " if event.name else ""
+    return Text(
+        f"{event.severity}: {where}{first}", style=_DIAGNOSTIC_STYLES[event.severity]
+    )
 
 
 def clock(seconds: float) -> str:

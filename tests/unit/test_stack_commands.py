@@ -328,6 +328,7 @@ def test_up_that_fails_names_the_resource_and_provider_message(
 
     assert code == 1
     assert f"failed update of {SERVICE} blue" in err
+    assert "error: blue: updating ECS Service (tap-blue-dev)" in err
     assert _error_lines(err) == [
         f"tapctl: error: up of stack dev failed: blue ({SERVICE}): updating ECS "
         "Service (tap-blue-dev): InvalidParameterException: Unable to assume role"
