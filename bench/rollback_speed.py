@@ -127,9 +127,9 @@ def make_green_live(outputs: dict[str, Any]) -> None:
         {"TargetGroupArn": outputs["blue_target_group_arn"], "Weight": 0},
         {"TargetGroupArn": outputs["green_target_group_arn"], "Weight": 100},
     ]
+    action: Any = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
     boto3.client("elbv2").modify_listener(
-        ListenerArn=outputs["prod_listener_arn"],
-        DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}],
+        ListenerArn=outputs["prod_listener_arn"], DefaultActions=[action]
     )
 
 

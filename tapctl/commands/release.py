@@ -148,7 +148,7 @@ def rollback(
         open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
     else:
         engine = _engine(env)
-        outputs = dict(engine.outputs().values)
+        outputs = _engine_outputs(engine)
         open_engine = lambda: engine  # noqa: E731
     outcome = run_rollback(
         Aws(),
@@ -184,6 +184,21 @@ def _engine(env: str) -> ReleaseEngine:
     from tapctl.engine import Engine
 
     return Engine(current_project(), env)
+
+
+def _engine_outputs(engine: ReleaseEngine) -> dict[str, Any]:
+    """Outputs for a rollback; when the engine cannot give them, say how to
+    roll back without it."""
+    from tapctl.errors import EngineError
+
+    try:
+        return dict(engine.outputs().values)
+    except EngineError as error:
+        raise EngineError(
+            error.message,
+            hint="roll back without the engine: tapctl rollback --env ENV "
+            "--outputs-file FILE (written by tapctl outputs --json --output-file)",
+        ) from error
 
 
 def _stack_ref(env: str) -> StackRef:

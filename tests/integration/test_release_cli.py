@@ -90,7 +90,7 @@ def _operation(entry: dict[str, Any]) -> str:
         body = base64.b64decode(body).decode()
     except ValueError:
         pass
-    return urllib.parse.parse_qs(body).get("Action", ["?"])[0]
+    return str(urllib.parse.parse_qs(body).get("Action", ["?"])[0])
 
 
 @pytest.fixture
@@ -320,3 +320,19 @@ def test_status_table_warns_about_drift(
         "drift: listener weights blue 70 / green 30, config says blue 100 / green 0"
         in err
     )
+
+
+def test_rollback_without_engine_or_outputs_file_points_at_the_outputs_file(
+    project: Path, world: dict[str, Any], double: AutomationDouble
+) -> None:
+    _set_weights(world, 0, 100)
+    double.cli_missing = True
+
+    code, _, err = _tapctl("rollback", "--env", "dev", "--yes")
+
+    assert code == 1
+    assert "tapctl: error: the Pulumi CLI is not on PATH" in err
+    assert (
+        "roll back without the engine: tapctl rollback --env ENV --outputs-file" in err
+    )
+    assert _listener_weights(world) == (0, 100)
