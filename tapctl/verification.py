@@ -176,7 +176,8 @@ CheckFunction = Callable[[Aws, Target], Finding]
 @dataclass(frozen=True)
 class Check:
     id: str
-    #: Output keys the check reads; ``{color}`` is the color under check.
+    #: Output keys the check reads; ``{color}`` is the color under check and
+    #: ``{listener}`` the key of the listener it goes through.
     needs: tuple[str, ...]
     run: CheckFunction
 
