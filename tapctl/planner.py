@@ -137,6 +137,7 @@ def _mock_outputs(typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, A
         "aws:kms/key:Key": {"keyId": f"{name}-key-id"},
         "aws:cloudtrail/trail:Trail": {"arn": _arn("cloudtrail", f"trail/{physical}")},
         "aws:ec2/vpc:Vpc": {"id": "vpc-0123456789abcdef0"},
+        "aws:ec2/eip:Eip": {"allocationId": f"eipalloc-{name}"},
     }
     outputs.update(extra.get(typ, {}))
     return outputs
@@ -207,33 +208,71 @@ def run_program(
     recorder = RecordingMocks(stack)
     values, secret_keys = config_for_engine(config)
 
-    settings.ROOT.set(None)
+    _reset_runtime()
     mocks.set_mocks(recorder, project=project, stack=stack, preview=False)
     set_all_config(values, secret_keys)
     folder = str(program.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
 
+    # The program is arbitrary user code: whatever it raises is its failure,
+    # reported as one line, and a config mistake anywhere in the chain is exit 2.
     try:
         _sync_await(run_pulumi_func(lambda: _run_path(program)))
         outputs, secret = _resolve_exports()
-    except pulumi.ConfigMissingError as error:
-        key = str(error.key)
-        raise ConfigError(
-            f"missing config {key}", hint=f"set {key} in Pulumi.{stack}.yaml", key=key
-        ) from error
-    except pulumi.ConfigTypeError as error:
-        key = str(error.key)
-        raise ConfigError(
-            f"config {key} is not a valid {error.expect_type}: {error.value!r}",
-            key=key,
-        ) from error
-    except ValueError as error:
-        key = str(getattr(error, "key", "") or "")
-        if not key:
-            raise TapctlError(f"the Pulumi program failed: {error}") from error
-        raise ConfigError(str(error), hint=f"fix {key} in Pulumi.{stack}.yaml", key=key)
+    except Exception as error:
+        raise _program_error(error, stack) from error
     return ProgramResult(stack, recorder.resources, outputs, secret)
+
+
+def _reset_runtime() -> None:
+    """Forget what an earlier program left behind in this process (its root
+    stack, and output tasks that a failed run never awaited)."""
+    settings.ROOT.set(None)
+    for task in list(settings.SETTINGS.outputs):
+        task.cancel()
+    settings.SETTINGS.outputs.clear()
+
+
+def _program_error(error: Exception, stack: str) -> TapctlError:
+    keyed = _keyed_cause(error)
+    if keyed is None:
+        return TapctlError(f"the Pulumi program failed: {_innermost(error)}")
+    key = str(keyed.key)
+    hint = f"fix {key} in Pulumi.{stack}.yaml"
+    if isinstance(keyed, pulumi.ConfigMissingError):
+        return ConfigError(f"missing config {key}", hint=hint, key=key)
+    if isinstance(keyed, pulumi.ConfigTypeError):
+        message = f"config {key} is not a valid {keyed.expect_type}: {keyed.value!r}"
+        return ConfigError(message, hint=hint, key=key)
+    return ConfigError(str(keyed), hint=hint, key=key)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and its causes, outermost first (Pulumi wraps errors raised
+    while it resolves a resource's inputs in several layers)."""
+    seen: list[BaseException] = [error]
+    while True:
+        # Pulumi re-raises an input's error "from" itself, which hides the
+        # original cause; the implicit context still holds it.
+        links = (seen[-1].__cause__, seen[-1].__context__)
+        following = [link for link in links if link is not None and link not in seen]
+        if not following:
+            return seen
+        seen.append(following[0])
+
+
+def _keyed_cause(error: BaseException) -> Any:
+    for cause in _chain(error):
+        if isinstance(getattr(cause, "key", None), str) and cause.key:  # type: ignore[attr-defined]
+            return cause
+    return None
+
+
+def _innermost(error: BaseException) -> str:
+    last = _chain(error)[-1]
+    lines = str(last).strip().splitlines() or [type(last).__name__]
+    return lines[-1]
 
 
 def _run_path(program: Path) -> None:

@@ -9,9 +9,7 @@ objects and their options (parents, ignore_changes, depends_on).
 
 from __future__ import annotations
 
-import importlib
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +30,6 @@ from tapctl.planner import (
     run_program,
 )
 from tapctl.project import find_project
-
-# pulumi-aws 7.51's ec2 and s3 packages load deprecated modules that warn
-# when loaded, and pytest turns warnings into errors; load them once here,
-# quietly (they load lazily, on first attribute access). This can go when
-# the provider stops warning on import.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    assert importlib.import_module("pulumi_aws.ec2").Vpc
-    assert importlib.import_module("pulumi_aws.s3").Bucket
 
 PROJECT = find_project(Path(__file__).resolve().parents[2])
 ACCOUNT = MOCK_ACCOUNT

@@ -44,6 +44,7 @@ pulumi.export("token", pulumi.Output.secret("hidden-value"))
 
 
 def _project(tmp_path: Path, **configs: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "Pulumi.yaml").write_text("name: tiny\nruntime: python\nmain: tap.py\n")
     (tmp_path / "tap.py").write_text(PROGRAM)
     for env, body in configs.items():
@@ -165,3 +166,59 @@ def test_console_script_prints_its_version() -> None:
 
     assert done.returncode == 0
     assert done.stdout.startswith("tapctl ")
+
+
+FAILING_PROGRAM = """
+import pulumi
+import pulumi_aws as aws
+
+
+class KeyedError(ValueError):
+    def __init__(self, message, key):
+        super().__init__(message)
+        self.key = key
+
+
+def check(zones):
+    mode = pulumi.Config("tap").require("mode")
+    if mode == "keyed":
+        raise KeyedError("tap:zones: more zones than the region has", "tap:zones")
+    raise RuntimeError("boom in the program")
+
+
+zones = aws.get_availability_zones_output()
+aws.ec2.Vpc("tap-qa-vpc", cidr_block=zones.names.apply(check))
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "needle"),
+    [
+        ("keyed", 2, "tap:zones: more zones than the region has"),
+        ("plain", 1, "the Pulumi program failed: boom in the program"),
+    ],
+)
+def test_error_raised_while_resolving_inputs_is_one_line(
+    tmp_path: Path, mode: str, code: int, needle: str
+) -> None:
+    project = _project(tmp_path, qa=f"config:\n  tap:mode: {mode}\n")
+    (project / "tap.py").write_text(FAILING_PROGRAM)
+
+    exit_code, _, err = _plan(project, "--env", "qa")
+
+    errors = [line for line in err.splitlines() if line.startswith("tapctl: error:")]
+    assert exit_code == code
+    assert errors == [f"tapctl: error: {needle}"]
+    assert "Traceback" not in err
+
+
+def test_a_failed_program_does_not_spoil_the_next_plan(tmp_path: Path) -> None:
+    broken = _project(tmp_path / "broken", qa="config:\n  tap:mode: plain\n")
+    (broken / "tap.py").write_text(FAILING_PROGRAM)
+    sound = _project(tmp_path / "sound", qa="config:\n  tap:storage: 20\n")
+
+    assert _plan(broken, "--env", "qa")[0] == 1
+    code, out, _ = _plan(sound, "--env", "qa", "--json")
+
+    assert code == 0
+    assert [r["name"] for r in json.loads(out)["resources"]] == ["tap-qa-db"]

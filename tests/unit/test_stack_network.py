@@ -103,8 +103,8 @@ def test_nat_gateways_one_shared_or_one_per_zone(env: str, gateways: int) -> Non
 
     assert len(nats) == gateways
     assert len(result.of_type("aws:ec2/eip:Eip")) == gateways
-    # The EIP's allocationId is not mocked, so the NAT's link to it is not
-    # visible here; one address per gateway is.
+    eips = {f"eipalloc-{eip.name}" for eip in result.of_type("aws:ec2/eip:Eip")}
+    assert sorted(nat.inputs["allocationId"] for nat in nats) == sorted(eips)
     assert {nat.inputs["subnetId"] for nat in nats} <= public_ids
     assert len({nat.inputs["subnetId"] for nat in nats}) == gateways
 
