@@ -117,7 +117,6 @@ app.command(name="deploy")(release.deploy)
 app.command(name="switch")(release.switch)
 app.command(name="rollback")(release.rollback)
 app.command(name="status")(release.status)
-# Further commands register here, one line each.
 
 
 def main() -> None:

@@ -374,14 +374,16 @@ def test_check_without_answer_within_timeout_becomes_an_error(
     world: dict[str, Any],
 ) -> None:
     aws = Aws()
-    _delay(aws, "before-send.s3", 2.0)
+    _delay(aws, "before-send.s3", 8.0)
     started = time.monotonic()
 
-    report = run_checks(world, aws, env="test", timeout=0.5)
+    report = run_checks(world, aws, env="test", timeout=2.0)
 
-    assert time.monotonic() - started < 1.9
+    # Margins are wide so that a loaded machine cannot make this flaky: the
+    # point is that verify returns long before the stuck call would.
+    assert time.monotonic() - started < 6.0
     assert report.statuses() == BASELINE | {"s3.private": "error"}
-    assert _result(report, "s3.private")[1] == "no answer within 0.5s"
+    assert _result(report, "s3.private")[1] == "no answer within 2s"
 
 
 @moto_only
@@ -397,4 +399,4 @@ def test_checks_run_concurrently(world: dict[str, Any]) -> None:
     serial = sum(check.seconds for check in report.checks)
     slowest = max(check.seconds for check in report.checks)
     assert serial > 2.0
-    assert elapsed < slowest + 0.5
+    assert elapsed < min(slowest + 1.0, serial / 2)
