@@ -8,6 +8,7 @@ the security checks of ``tapctl.policy`` over what was recorded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import sys
@@ -234,6 +235,14 @@ def _reset_runtime() -> None:
     settings.SETTINGS.outputs.clear()
 
 
+def drop_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A failed program leaves futures holding the error it was reported
+    for; asyncio would print each again, with a traceback, when collected."""
+    if "exception was never retrieved" in str(context.get("message", "")):
+        return
+    loop.default_exception_handler(context)
+
+
 def _program_error(error: Exception, stack: str) -> TapctlError:
     keyed = _keyed_cause(error)
     if keyed is None:
@@ -264,7 +273,8 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 def _keyed_cause(error: BaseException) -> Any:
     for cause in _chain(error):
-        if isinstance(getattr(cause, "key", None), str) and cause.key:  # type: ignore[attr-defined]
+        key = getattr(cause, "key", None)
+        if isinstance(key, str) and key:
             return cause
     return None
 
@@ -276,6 +286,7 @@ def _innermost(error: BaseException) -> str:
 
 
 def _run_path(program: Path) -> None:
+    asyncio.get_running_loop().set_exception_handler(drop_unretrieved)
     runpy.run_path(str(program), run_name="__main__")
 
 

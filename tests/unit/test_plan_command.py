@@ -6,6 +6,7 @@ tiny so that each exit path is shown on purpose.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tapctl.cli import app
+from tapctl.planner import drop_unretrieved
 from tests.conftest import PROJECT_ROOT
 
 runner = CliRunner()
@@ -222,3 +224,20 @@ def test_a_failed_program_does_not_spoil_the_next_plan(tmp_path: Path) -> None:
 
     assert code == 0
     assert [r["name"] for r in json.loads(out)["resources"]] == ["tap-qa-db"]
+
+
+def test_futures_of_a_failed_program_are_not_reported_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        future = loop.create_future()
+        future.set_exception(ValueError("already reported"))
+        drop_unretrieved(loop, {"message": "Future exception was never retrieved"})
+        drop_unretrieved(loop, {"message": "something else went wrong"})
+        future.exception()
+    finally:
+        loop.close()
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["something else went wrong"]
