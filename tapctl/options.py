@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tapctl.project import Project, find_project
+from tapctl.project import Project, check_env_name, find_project
 
 EnvOption = Annotated[
     str,
@@ -21,6 +21,7 @@ EnvOption = Annotated[
         "-e",
         envvar="TAPCTL_ENV",
         show_envvar=True,
+        callback=check_env_name,
         help="Environment: any Pulumi.<env>.yaml in the project.",
     ),
 ]

@@ -18,7 +18,8 @@ from tapctl.errors import ConfigError, UsageError
 
 PROJECT_FILE = "Pulumi.yaml"
 CONFIG_NAMESPACE = "tap"
-_ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z", re.ASCII)
+MAX_ENV_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Project:
         return sorted(name for name in names if _ENV_NAME.match(name))
 
     def config_path(self, env: str) -> Path:
+        check_env_name(env)
         known = self.environments()
         if env not in known:
             listed = ", ".join(known) or "none"
@@ -54,6 +56,12 @@ class Project:
             raise ConfigError(f"{path.name}: 'config' must be a mapping", key="config")
         return {str(key): value for key, value in config.items()}
 
+    def environment_suffix(self, env: str) -> str:
+        """The suffix in every physical name: the stack name unless the
+        config overrides it."""
+        configured = self.load_config(env).get(f"{CONFIG_NAMESPACE}:environmentSuffix")
+        return configured if isinstance(configured, str) and configured else env
+
     def _configs(self) -> list[Path]:
         return [
             path
@@ -62,11 +70,25 @@ class Project:
         ]
 
 
+def check_env_name(env: str) -> str:
+    """Environment names become file and stack names: keep them plain."""
+    if len(env) > MAX_ENV_NAME or not _ENV_NAME.match(env):
+        raise UsageError(
+            f"invalid environment name {env!r:.40}",
+            hint=f"use letters, digits, '.', '_' and '-' (at most {MAX_ENV_NAME})",
+        )
+    return env
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path.name}: not UTF-8 text", hint="save it as UTF-8"
+        ) from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -104,5 +126,8 @@ def _load(root: Path) -> Project:
     document = _read_yaml(root / PROJECT_FILE)
     name = document.get("name")
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"{root / PROJECT_FILE}: missing project 'name'", key="name")
+        raise ConfigError(
+            f"{root / PROJECT_FILE}: 'name' must be the project's name (a string)",
+            key="name",
+        )
     return Project(root=root, name=name)
