@@ -87,23 +87,30 @@ class Output:
     # -- progress (stderr) ------------------------------------------------
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(Text(message))
+            self._line(message)
 
     def done(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(Text(message, style="green"))
+            self._line(message, "green")
 
     def detail(self, message: str) -> None:
         if self.verbose:
-            self.err.print(Text(message, style="dim"))
+            self._line(message, "dim")
 
     def warn(self, message: str) -> None:
-        self.err.print(Text(f"tapctl: warning: {message}", style="yellow"))
+        self._line(f"tapctl: warning: {message}", "yellow")
 
     def error(self, error: TapctlError) -> None:
-        self.err.print(Text(f"tapctl: error: {error.message}", style="red"))
+        self._line(f"tapctl: error: {error.message}", "red")
         if error.hint:
-            self.err.print(Text(f"  {error.hint}"))
+            self._line(f"  {error.hint}")
+
+    def _line(self, message: str, style: str = "") -> None:
+        # One message, one line: never folded at the console width, so logs
+        # and scripts can grep it whole.
+        self.err.print(
+            Text(" ".join(message.splitlines()), style=style), soft_wrap=True
+        )
 
 
 def _cell(value: Any) -> str:

@@ -241,3 +241,18 @@ def test_futures_of_a_failed_program_are_not_reported_again(
 
     messages = [record.getMessage() for record in caplog.records]
     assert messages == ["something else went wrong"]
+
+
+def test_a_long_error_stays_on_one_line(tmp_path: Path) -> None:
+    names = {
+        f"environment-number-{i}-with-a-long-name": "config: {}\n" for i in range(6)
+    }
+    project = _project(tmp_path, **names)
+
+    code, _, err = _plan(project, "--env", "n" * 60)
+
+    assert code == 2
+    first = err.splitlines()[0]
+    assert first.startswith("tapctl: error: unknown environment")
+    assert len(first) > 200
+    assert all(name in first for name in names)
