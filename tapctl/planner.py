@@ -12,12 +12,14 @@ import asyncio
 import json
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi.config
 from pulumi.runtime import mocks, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
@@ -59,6 +61,9 @@ class ProgramResult:
     resources: list[PlannedResource]
     outputs: dict[str, Any]
     secret_outputs: set[str] = field(default_factory=set)
+    #: Config keys the stack file sets, and those the program read.
+    config_keys: set[str] = field(default_factory=set)
+    config_read: set[str] = field(default_factory=set)
 
     def of_type(self, type_token: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -185,7 +190,7 @@ def config_for_engine(config: Mapping[str, Any]) -> tuple[dict[str, str], list[s
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in config.items():
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
+        if isinstance(value, Mapping) and "secure" in value:
             values[key] = "[secret]"
             secret_keys.append(key)
         elif isinstance(value, str):
@@ -219,11 +224,32 @@ def run_program(
     # The program is arbitrary user code: whatever it raises is its failure,
     # reported as one line, and a config mistake anywhere in the chain is exit 2.
     try:
-        _sync_await(run_pulumi_func(lambda: _run_path(program)))
-        outputs, secret = _resolve_exports()
+        with _recording_config_reads() as read:
+            _sync_await(run_pulumi_func(lambda: _run_path(program)))
+            outputs, secret = _resolve_exports()
     except Exception as error:
         raise _program_error(error, stack) from error
-    return ProgramResult(stack, recorder.resources, outputs, secret)
+    result = ProgramResult(stack, recorder.resources, outputs, secret)
+    result.config_keys, result.config_read = set(values), read
+    return result
+
+
+@contextmanager
+def _recording_config_reads() -> Iterator[set[str]]:
+    """Note every config key the program asks for, so that a key the stack
+    file sets but nothing reads (a typo, a removed setting) can be reported."""
+    read: set[str] = set()
+    original = getattr(pulumi.config, "get_config")  # noqa: B009
+
+    def recording(key: str) -> Any:
+        read.add(key)
+        return original(key)
+
+    setattr(pulumi.config, "get_config", recording)  # noqa: B010
+    try:
+        yield read
+    finally:
+        setattr(pulumi.config, "get_config", original)  # noqa: B010
 
 
 def _reset_runtime() -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tapctl.planner import PlannedResource, ProgramResult
+from tapctl.project import CONFIG_NAMESPACE
 
 BUCKET = "aws:s3/bucket:Bucket"
 RDS_INSTANCE = "aws:rds/instance:Instance"
@@ -87,6 +88,11 @@ def run_policy(result: ProgramResult, suffix: str) -> list[Check]:
         ),
         ("names.limits", lambda: _names_over_limits(result), "within AWS limits"),
         ("alb.weights", lambda: _bad_weights(result), "forward weights add to 100"),
+        (
+            "config.keys-used",
+            lambda: _unused_config(result),
+            "the program reads every tap: key the stack file sets",
+        ),
     ]
     return [_evaluate(check_id, rule, passed) for check_id, rule, passed in rules]
 
@@ -262,3 +268,13 @@ def _bad_weights(result: ProgramResult) -> Iterator[str]:
             total = sum(int(group.get("weight") or 0) for group in groups)
             if total != 100:
                 yield f"{listener.name}: forward weights add to {total}"
+
+
+# -- config ------------------------------------------------------------------
+def _unused_config(result: ProgramResult) -> Iterator[str]:
+    for key in sorted(result.config_keys - result.config_read):
+        namespace, _, name = key.partition(":")
+        if not name:
+            yield f"{key} has no namespace (write {CONFIG_NAMESPACE}:{key})"
+        elif namespace == CONFIG_NAMESPACE:
+            yield f"{key} is set but the program never reads it (a typo?)"

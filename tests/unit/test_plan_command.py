@@ -256,3 +256,25 @@ def test_a_long_error_stays_on_one_line(tmp_path: Path) -> None:
     assert first.startswith("tapctl: error: unknown environment")
     assert len(first) > 200
     assert all(name in first for name in names)
+
+
+def test_a_key_the_program_never_reads_fails_the_plan(tmp_path: Path) -> None:
+    project = _project(tmp_path, qa="config:\n  tap:storage: 20\n  tap:storag: 30\n")
+
+    code, out, _ = _plan(project, "--env", "qa", "--json")
+
+    checks = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert code == 1
+    assert checks["config.keys-used"]["ok"] is False
+    assert "tap:storag is set" in checks["config.keys-used"]["detail"]
+
+
+def test_a_secure_value_never_appears_in_errors(tmp_path: Path) -> None:
+    body = "config:\n  tap:storage:\n    secure: CIPHERTEXT\n    extra: 1\n"
+    project = _project(tmp_path, qa=body)
+
+    code, out, err = _plan(project, "--env", "qa")
+
+    assert code == 2
+    assert "tap:storage" in err
+    assert "CIPHERTEXT" not in out + err

@@ -129,7 +129,7 @@ def _broken(type_token: str, **changes: Any) -> list[PlannedResource]:
 def test_sound_world_passes_every_rule() -> None:
     statuses = _statuses(_sound_world())
     assert all(statuses.values()), statuses
-    assert len(statuses) == 10
+    assert len(statuses) == 11
 
 
 @pytest.mark.parametrize(
@@ -207,3 +207,16 @@ def test_a_bucket_without_any_settings_fails_every_bucket_rule() -> None:
     assert not statuses["s3.public-access-blocked"]
     assert not statuses["s3.encrypted"]
     assert not statuses["s3.tls-only"]
+
+
+def test_config_keys_nothing_reads_fail_and_other_namespaces_pass() -> None:
+    result = ProgramResult("dev", _sound_world(), {})
+    result.config_keys = {"tap:vpcCidr", "tap:natGatewayPerAZ", "aws:region", "oops"}
+    result.config_read = {"tap:vpcCidr", "tap:natGatewayPerAz"}
+
+    (check,) = [c for c in run_policy(result, SUFFIX) if c.id == "config.keys-used"]
+
+    assert not check.ok
+    assert "tap:natGatewayPerAZ is set but the program never reads it" in check.detail
+    assert "oops has no namespace (write tap:oops)" in check.detail
+    assert "aws:region" not in check.detail
