@@ -39,6 +39,19 @@ _SUFFIX = re.compile(r"^[a-z](?:-?[a-z0-9])*$")
 # "tap-" + suffix + "-green" must fit a target group name (32 characters).
 MAX_SUFFIX_LENGTH = 20
 _ENGINE_VERSION = re.compile(r"^\d+(?:\.\d+)?$")
+# An image reference with an explicit tag or digest (no implicit "latest").
+# tapctl's deploy checks --image with the same grammar; a unit test keeps the
+# two in step, since tapctl cannot import this module without Pulumi.
+_IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REGISTRY = (
+    r"(?:(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]+)?"
+    r"|[A-Za-z0-9-]+:[0-9]+)/"
+)
+_IMAGE_DIGEST = r"sha256:[a-f0-9]{64}"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_IMAGE_REGISTRY})?{_IMAGE_PATH}(?:/{_IMAGE_PATH})*"
+    rf"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}(?:@{_IMAGE_DIGEST})?|@{_IMAGE_DIGEST})\Z"
+)
 _LOG_RETENTION_DAYS = frozenset(
     (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
     + (2192, 2557, 2922, 3288, 3653)
@@ -318,7 +331,13 @@ def _check_release(args: TapStackArgs) -> None:
         "must be between 0 and 100",
     )
     for color, image in args.images.items():
-        _require(bool(image.strip()), f"{color}Image", image, "must name an image")
+        _require(
+            bool(IMAGE_REFERENCE.match(image)),
+            f"{color}Image",
+            image,
+            "must be an image reference with a tag or digest, such as "
+            "public.ecr.aws/nginx/nginx:1.27-alpine",
+        )
 
 
 def _check_database(args: TapStackArgs) -> None:
