@@ -12,7 +12,6 @@ flow can run against a recording engine and a local AWS API.
 from __future__ import annotations
 
 import fcntl
-import json
 import math
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import botocore.exceptions
+from botocore.config import Config
 
 from tapctl.aws import Aws, describe_aws_error, translated_errors
 from tapctl.errors import (
@@ -52,6 +52,23 @@ GATE_CHECKS = (
 FAILED_CHECK_STATES = ("fail", "error")
 #: ECS's own waiter polls every 15 seconds; shorter timeouts poll faster.
 WAITER_MAX_DELAY = 15
+#: Timeouts and attempts of every AWS call a release makes: on-call must hear
+#: within about half a minute that the API does not answer, not after minutes.
+#: Read at call time, so that a test can shorten them.
+AWS_LIMITS = Config(
+    connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 3}
+)
+#: Upper bounds of --bake and --timeout: longer waits are typos, not plans.
+MAX_BAKE = 3600.0
+MAX_TIMEOUT = 7200.0
+#: Output keys every traffic change reads; checked before any AWS call.
+TRAFFIC_KEYS = (
+    "prod_listener_arn",
+    "blue_target_group_arn",
+    "green_target_group_arn",
+    "active_color",
+)
+_STEP = re.compile(r" *([0-9]{1,3}) *", re.ASCII)
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REGISTRY = (
@@ -113,15 +130,18 @@ def check_image(image: str) -> str:
 
 
 def parse_steps(text: str) -> tuple[int, ...]:
-    """``10,50,100`` as percentages: increasing, within 1..100, ending at 100."""
-    try:
-        steps = tuple(int(part) for part in text.split(","))
-    except ValueError:
+    """``10,50,100`` as percentages: increasing, within 1..100, ending at 100.
+
+    Only ASCII digits: ``int`` would also take other scripts' digits, signs
+    and underscores, which no one means in a percentage.
+    """
+    found = [_STEP.fullmatch(part) for part in text.split(",")]
+    if not all(found):
         raise UsageError(
-            f"--steps {text!r} must be comma-separated whole percentages",
+            f"--steps {text!r:.60} must be comma-separated whole percentages",
             hint="for example --steps 10,50,100",
-        ) from None
-    return check_steps(steps)
+        )
+    return check_steps(tuple(int(match.group(1)) for match in found if match))
 
 
 def check_steps(steps: Sequence[int]) -> tuple[int, ...]:
@@ -137,9 +157,28 @@ def check_steps(steps: Sequence[int]) -> tuple[int, ...]:
     return tuple(steps)
 
 
-def _check_seconds(option: str, value: float, *, positive: bool = False) -> None:
-    if value < 0 or (positive and value == 0) or math.isnan(value):
-        raise UsageError(f"{option} {value:g} must be a positive number of seconds")
+def check_seconds(
+    option: str, value: float, *, limit: float, positive: bool = False
+) -> float:
+    """A finite number of seconds within bounds (0 allowed unless ``positive``)."""
+    low_ok = value > 0 if positive else value >= 0
+    if not (math.isfinite(value) and low_ok and value <= limit):
+        least = "more than 0" if positive else "0 or more"
+        raise UsageError(
+            f"{option} {value:g} must be {least} and at most {limit:g} seconds",
+            hint=f"for example {option} {min(limit, 60):g}",
+        )
+    return value
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines too) as one space, so
+    that a message from elsewhere cannot break a one-line report."""
+    return " ".join(text.split())
+
+
+def _client(aws: Aws, service: str) -> Any:
+    return aws.client(service, AWS_LIMITS)
 
 
 # -- weights and what the load balancer says ----------------------------------
@@ -213,7 +252,7 @@ class Traffic:
             purpose="moving traffic",
         )
         self.aws = aws
-        self.elb = aws.client("elbv2")
+        self.elb = _client(aws, "elbv2")
         self.listener_arn = str(outputs["prod_listener_arn"])
         self.groups = {
             color: str(outputs[f"{color}_target_group_arn"]) for color in COLORS
@@ -290,7 +329,7 @@ def weights_of(forward: Mapping[str, Any], groups: Mapping[str, str]) -> Weights
 
 def alarms_firing(aws: Aws, names: Sequence[str]) -> list[str]:
     """Names of the given CloudWatch alarms that are in ALARM now."""
-    cloudwatch = aws.client("cloudwatch")
+    cloudwatch = _client(aws, "cloudwatch")
     firing: list[str] = []
     for start in range(0, len(names), 100):  # describe_alarms takes 100 names
         with translated_errors("reading alarms"):
@@ -306,16 +345,22 @@ def alarms_firing(aws: Aws, names: Sequence[str]) -> list[str]:
 
 
 def alarm_names(outputs: Mapping[str, Any]) -> list[str]:
-    """``alarm_names`` from outputs: a list, or a JSON list in a string."""
-    value = outputs.get("alarm_names") or []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            value = [value]
-    if not isinstance(value, list):
-        raise ConfigError("output alarm_names must be a list of alarm names")
-    return [str(name) for name in value]
+    """``alarm_names`` from outputs: a list of names; none when it is unset."""
+    check_outputs(outputs, (), optional=("alarm_names",), purpose="the alarm gate")
+    return [str(name) for name in outputs.get("alarm_names") or []]
+
+
+def check_outputs(
+    outputs: Mapping[str, Any],
+    keys: Sequence[str],
+    *,
+    purpose: str,
+    optional: Sequence[str] = (),
+) -> None:
+    """``keys`` present and well typed, and ``optional`` well typed where set:
+    a wrong value is exit 2 before any AWS call, not an error deep inside."""
+    present = [key for key in optional if outputs.get(key) not in (None, "", [])]
+    require(outputs, [*keys, *present], purpose=purpose)
 
 
 # -- the stack, its engine and the local lock ---------------------------------
@@ -412,7 +457,7 @@ def wait_service_stable(aws: Aws, cluster: str, service: str, timeout: float) ->
     """Wait with botocore's ``services_stable`` waiter, at most ``timeout`` s."""
     delay = max(1, min(WAITER_MAX_DELAY, int(timeout // 10)))
     attempts = max(1, math.ceil(timeout / delay))
-    waiter = aws.client("ecs").get_waiter("services_stable")
+    waiter = _client(aws, "ecs").get_waiter("services_stable")
     try:
         waiter.wait(
             cluster=cluster,
@@ -557,14 +602,16 @@ def _restore(
     except AwsError as error:
         raise ShiftAborted(
             cause,
-            f"{cause.message}; putting traffic back on {shift.old} failed "
-            f"({error.message}); live weights now: {_live_weights(traffic)}",
+            one_line(
+                f"{cause.message}; putting traffic back on {shift.old} failed "
+                f"({error.message}); live weights now: {_live_weights(traffic)}"
+            ),
             hint=f"restore it with: {_rollback_command(ref, shift.old)}",
         ) from error
     hooks.warn(f"traffic restored to {shift.old} ({restored})")
     raise ShiftAborted(
         cause,
-        f"{cause.message}; traffic restored to {shift.old} ({restored})",
+        one_line(f"{cause.message}; traffic restored to {shift.old} ({restored})"),
         cause.hint,
     ) from cause
 
@@ -635,11 +682,12 @@ def _drift(
     recorded: bool,
     targets: Sequence[str] | None,
 ) -> Drift:
+    reason = one_line(error.message)
     if not recorded:
         # Running the rollback again moves nothing and records the truth.
-        return Drift(color, error.message, _rollback_command(ref, color))
+        return Drift(color, reason, _rollback_command(ref, color))
     target_args = [arg for urn in targets or () for arg in ("--target", urn)]
-    return Drift(color, error.message, ref.command("up", "--yes", *target_args))
+    return Drift(color, reason, ref.command("up", "--yes", *target_args))
 
 
 def _raise_drift(drift: Drift | None) -> None:
@@ -648,7 +696,9 @@ def _raise_drift(drift: Drift | None) -> None:
 
 
 def configured_active(outputs: Mapping[str, Any]) -> str:
-    color = outputs.get("active_color")
+    """The color the stack config made active, as the stack exports it."""
+    require(outputs, ("active_color",), purpose="knowing the active color")
+    color = outputs["active_color"]
     if color not in COLORS:
         raise ConfigError(
             f"output active_color is {color!r}, expected blue or green",
@@ -718,18 +768,16 @@ def deploy(
     The idle color must take no traffic before the deploy starts: updating a
     color that serves users would not be blue/green.
     """
-    check_image(request.image)
-    check_steps(request.steps)
-    _check_seconds("--bake", request.bake)
-    _check_seconds("--timeout", request.timeout, positive=True)
+    check_deploy_request(request)
     outputs = dict(engine.outputs().values)
-    plan = _deploy_plan(ref, outputs, request)
+    plan = plan_deploy(outputs, ref, request)
     if request.dry_run:
-        return ReleaseOutcome(plan, done=False, note="dry run: nothing was changed")
+        return ReleaseOutcome(plan, done=False, note=DRY_RUN_NOTE)
 
     with release_lock(ref):
         started = time.monotonic()
         traffic = Traffic(aws, outputs)
+        hooks.info(f"deploy {ref.env}: reading the production listener ...")
         _require_no_traffic(traffic.read(), plan.shift.new)
         _confirm(hooks, f"deploy {request.image} to {plan.shift.new} on {ref.env}?")
         outputs = _roll_out(engine, aws, ref, plan, request.timeout, hooks)
@@ -738,10 +786,30 @@ def deploy(
     return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
 
 
-def _deploy_plan(
-    ref: StackRef, outputs: Mapping[str, Any], request: DeployRequest
+DRY_RUN_NOTE = "dry run: nothing was changed"
+
+
+def check_deploy_request(request: DeployRequest) -> DeployRequest:
+    """Every option of a deploy in range, before anything is read."""
+    check_image(request.image)
+    check_steps(request.steps)
+    check_seconds("--bake", request.bake, limit=MAX_BAKE)
+    check_seconds("--timeout", request.timeout, limit=MAX_TIMEOUT, positive=True)
+    return request
+
+
+def plan_deploy(
+    outputs: Mapping[str, Any], ref: StackRef, request: DeployRequest
 ) -> ReleasePlan:
+    """The steps of a deploy, from outputs alone: a dry run needs no AWS call
+    and no engine when the outputs come from a file."""
+    check_outputs(outputs, TRAFFIC_KEYS, optional=("alarm_names",), purpose="deploy")
     old = configured_active(outputs)
+    require(
+        outputs,
+        ("ecs_cluster_name", f"{other_color(old)}_service_name"),
+        purpose="deploy",
+    )
     shift = Shift(old, other_color(old), request.steps, request.bake)
     steps = (
         f"set tap:{shift.new}Image = {request.image}, then up",
@@ -813,18 +881,18 @@ def switch(
 
     ``to`` defaults to the color that is not live on the listener now.
     """
-    check_steps(steps)
-    _check_seconds("--bake", bake)
+    check_switch_options(steps, bake)
     outputs = dict(engine.outputs().values)
+    check_outputs(outputs, TRAFFIC_KEYS, optional=("alarm_names",), purpose="switch")
 
     with release_lock(ref):
         started = time.monotonic()
         traffic = Traffic(aws, outputs)
+        hooks.info(f"switch {ref.env}: reading the production listener ...")
         current = traffic.read()
-        new = to or other_color(current.live or configured_active(outputs))
-        shift = Shift(other_color(new), new, tuple(steps), bake)
-        lines = tuple(f"move traffic: {line}" for line in shift.describe())
-        plan = ReleasePlan("switch", ref.env, shift, lines)
+        plan = plan_switch(outputs, ref, to=to, steps=steps, bake=bake, live=current)
+        shift = plan.shift
+        new = shift.new
         if current.of(new) == 100:
             return ReleaseOutcome(
                 plan, done=False, note=f"{new} already takes all traffic"
@@ -835,18 +903,48 @@ def switch(
     return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
 
 
+def check_switch_options(steps: Sequence[int], bake: float) -> None:
+    check_steps(steps)
+    check_seconds("--bake", bake, limit=MAX_BAKE)
+
+
+def plan_switch(
+    outputs: Mapping[str, Any],
+    ref: StackRef,
+    *,
+    to: str | None,
+    steps: Sequence[int],
+    bake: float,
+    live: Weights | None = None,
+) -> ReleasePlan:
+    """The steps of a switch. Without ``to`` it goes away from the live color
+    on the listener, or, for a dry run that reads no listener, away from the
+    active color the outputs record."""
+    check_switch_options(steps, bake)
+    check_outputs(outputs, TRAFFIC_KEYS, optional=("alarm_names",), purpose="switch")
+    current = live.live if live is not None else None
+    new = to or other_color(current or configured_active(outputs))
+    shift = Shift(other_color(new), new, tuple(steps), bake)
+    lines = tuple(f"move traffic: {line}" for line in shift.describe())
+    return ReleasePlan("switch", ref.env, shift, lines)
+
+
 # -- rollback -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RollbackOutcome:
+    """Where traffic went; ``moved`` is False when it was there already (then
+    ``health`` is None: no target health was read)."""
+
     env: str
     color: str
     before: Weights
     after: Weights
-    health: TargetHealth
+    health: TargetHealth | None
     seconds_to_traffic: float
     drift: Drift | None
+    moved: bool = True
 
 
 def rollback(
@@ -857,6 +955,7 @@ def rollback(
     *,
     to: str | None = None,
     force: bool = False,
+    idle_weight: object = None,
     hooks: Hooks = DEFAULT_HOOKS,
 ) -> RollbackOutcome:
     """All traffic to the previous color with one listener call, then the record.
@@ -864,22 +963,63 @@ def rollback(
     Before the write there are exactly two reads (the listener, the target
     health of the color traffic goes to) and no engine call: the engine is
     opened only afterwards, and if it cannot run, traffic stays where it went
-    and the outcome carries the drift and the command that closes it.
+    and the outcome carries the drift and the command that closes it. The
+    stack is recorded only where its config (the exported ``active_color``
+    and ``idle_weight``, the stack config's ``tap:idleWeight``) disagrees.
     """
+    check_outputs(outputs, TRAFFIC_KEYS, purpose="rollback")
+    recorded = Weights.split(configured_active(outputs), parse_idle_weight(idle_weight))
     started = time.monotonic()
     with release_lock(ref):
         traffic = Traffic(aws, outputs)
+        hooks.info(f"rollback {ref.env}: reading the production listener ...")
         before = traffic.read()
         color = to or _previous_color(before)
-        health = traffic.health(color)
-        _allow_rollback(color, health, before, force, hooks)
-        _confirm(hooks, f"move all {ref.env} traffic to {color} (now {before})?")
         after = Weights.all_to(color)
-        traffic.write(after)
-        moved = time.monotonic() - started
-        hooks.info(f"traffic: {after} ({moved:.2f}s); recording it in the stack")
-        drift = record_live(open_engine, ref, color, targeted=True)
-    return RollbackOutcome(ref.env, color, before, after, health, moved, drift)
+        health = None
+        if before != after:
+            health = _move_all(traffic, ref, color, before, force, hooks)
+        seconds = time.monotonic() - started
+        drift = None
+        if recorded != after:
+            drift = _record_rollback(
+                open_engine, ref, color, moved=health is not None, hooks=hooks
+            )
+    return RollbackOutcome(
+        ref.env, color, before, after, health, seconds, drift, moved=health is not None
+    )
+
+
+def _move_all(
+    traffic: Traffic,
+    ref: StackRef,
+    color: str,
+    before: Weights,
+    force: bool,
+    hooks: Hooks,
+) -> TargetHealth:
+    """The one listener write of a rollback, after its health gate and prompt."""
+    health = traffic.health(color)
+    _allow_rollback(color, health, before, force, hooks)
+    _confirm(hooks, f"move all {ref.env} traffic to {color} (now {before})?")
+    traffic.write(Weights.all_to(color))
+    hooks.info(f"traffic: {Weights.all_to(color)}")
+    return health
+
+
+def _record_rollback(
+    open_engine: Callable[[], ReleaseEngine],
+    ref: StackRef,
+    color: str,
+    *,
+    moved: bool,
+    hooks: Hooks,
+) -> Drift | None:
+    if not moved:
+        # Nothing moved, so recording is the only change: it is asked for too.
+        _confirm(hooks, f"record {color} as active in the stack config of {ref.env}?")
+    hooks.info(f"recording {color} as active in the stack config")
+    return record_live(open_engine, ref, color, targeted=True)
 
 
 def _previous_color(weights: Weights) -> str:
@@ -969,14 +1109,34 @@ class ReleaseStatus:
         }
 
 
+STATUS_OPTIONAL_KEYS = (
+    "test_listener_arn",
+    "blue_service_name",
+    "green_service_name",
+    "blue_image",
+    "green_image",
+)
+
+
 def read_status(
-    aws: Aws, outputs: Mapping[str, Any], *, env: str, idle_weight: object
+    aws: Aws,
+    outputs: Mapping[str, Any],
+    *,
+    env: str,
+    idle_weight: object,
+    info: Callable[[str], None] = _silent,
 ) -> ReleaseStatus:
     """Live color, weights, images, tasks and target health, and the drift."""
+    check_outputs(
+        outputs,
+        (*TRAFFIC_KEYS, "ecs_cluster_name"),
+        optional=STATUS_OPTIONAL_KEYS,
+        purpose="status",
+    )
     active = configured_active(outputs)
     expected = Weights.split(active, parse_idle_weight(idle_weight))
-    require(outputs, ("ecs_cluster_name",), purpose="status")
     traffic = Traffic(aws, outputs)
+    info(f"status {env}: reading the listeners ...")
     weights, test_color = _listener_weights(traffic, outputs)
     services = _services(aws, outputs)
     colors = tuple(
@@ -1013,7 +1173,7 @@ def _services(aws: Aws, outputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]
     if not names:
         return {}
     with translated_errors("reading the ECS services"):
-        found = aws.client("ecs").describe_services(
+        found = _client(aws, "ecs").describe_services(
             cluster=str(outputs["ecs_cluster_name"]), services=names
         )
     return {service["serviceName"]: service for service in found["services"]}
@@ -1044,7 +1204,7 @@ def _color_status(
 def _task_image(aws: Aws, task_definition: str) -> str | None:
     """The image the service runs now: its live task definition's first container."""
     with translated_errors(f"reading task definition {task_definition}"):
-        found = aws.client("ecs").describe_task_definition(
+        found = _client(aws, "ecs").describe_task_definition(
             taskDefinition=task_definition
         )
     containers = found["taskDefinition"].get("containerDefinitions") or []

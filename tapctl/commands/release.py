@@ -8,7 +8,8 @@ one it needs ``--yes``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tapctl import console
-from tapctl.errors import UsageError
+from tapctl.errors import TapctlError, UsageError
 from tapctl.options import (
     EnvOption,
     JsonOption,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         Hooks,
         ReleaseEngine,
         ReleaseOutcome,
+        ReleasePlan,
         ReleaseStatus,
         RollbackOutcome,
         StackRef,
@@ -62,7 +64,21 @@ TimeoutOption = Annotated[
     typer.Option("--timeout", help="Seconds to wait for the new service to settle."),
 ]
 DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Print the plan of steps; change nothing.")
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan of steps; change nothing. With --outputs-file it "
+        "needs neither the Pulumi engine nor AWS.",
+    ),
+]
+PlanOutputsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--outputs-file",
+        dir_okay=False,
+        help="With --dry-run: plan from this flat JSON file of stack outputs "
+        "(tapctl outputs --json --output-file) instead of asking the engine.",
+    ),
 ]
 ToOption = Annotated[
     Color | None,
@@ -82,6 +98,7 @@ def deploy(
     timeout: TimeoutOption = 600.0,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
+    outputs_file: PlanOutputsOption = None,
 ) -> None:
     """Release an image on the idle color and move traffic to it in steps.
 
@@ -91,14 +108,26 @@ def deploy(
     traffic back on the old color.
     """
     from tapctl.aws import Aws
-    from tapctl.release import DeployRequest, check_image, parse_steps
+    from tapctl.release import (
+        DeployRequest,
+        check_deploy_request,
+        parse_steps,
+        plan_deploy,
+    )
     from tapctl.release import deploy as run_deploy
 
-    request = DeployRequest(
-        check_image(image), parse_steps(steps), bake, timeout, dry_run
-    )
-    outcome = run_deploy(_engine(env), Aws(), _stack_ref(env), request, _hooks(yes))
-    _render_release(outcome)
+    with _one_line_errors():
+        request = check_deploy_request(
+            DeployRequest(image, parse_steps(steps), bake, timeout, dry_run)
+        )
+        if dry_run:
+            outputs = _plan_outputs(env, outputs_file, "deploy")
+            _render_dry_run(plan_deploy(outputs, _stack_ref(env), request))
+            return
+        _refuse_outputs_file(outputs_file, "deploy")
+        ref = _stack_ref(env)
+        outcome = run_deploy(_engine(env), Aws(), ref, request, _hooks(yes))
+        _render_release(outcome)
 
 
 def switch(
@@ -107,23 +136,40 @@ def switch(
     steps: StepsOption = "10,50,100",
     bake: BakeOption = 60.0,
     yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    outputs_file: PlanOutputsOption = None,
 ) -> None:
-    """Move traffic between the two running colors in steps, no image change."""
+    """Move traffic between the two running colors in steps, no image change.
+
+    A dry run reads no listener: without --to it plans the move away from the
+    active color that the outputs record.
+    """
     from tapctl.aws import Aws
-    from tapctl.release import parse_steps
+    from tapctl.release import check_switch_options, parse_steps, plan_switch
     from tapctl.release import switch as run_switch
 
-    parsed = parse_steps(steps)
-    outcome = run_switch(
-        _engine(env),
-        Aws(),
-        _stack_ref(env),
-        to=to.value if to else None,
-        steps=parsed,
-        bake=bake,
-        hooks=_hooks(yes),
-    )
-    _render_release(outcome)
+    color = to.value if to else None
+    with _one_line_errors():
+        parsed = parse_steps(steps)
+        check_switch_options(parsed, bake)
+        if dry_run:
+            outputs = _plan_outputs(env, outputs_file, "switch")
+            ref = _stack_ref(env)
+            _render_dry_run(
+                plan_switch(outputs, ref, to=color, steps=parsed, bake=bake)
+            )
+            return
+        _refuse_outputs_file(outputs_file, "switch")
+        outcome = run_switch(
+            _engine(env),
+            Aws(),
+            _stack_ref(env),
+            to=color,
+            steps=parsed,
+            bake=bake,
+            hooks=_hooks(yes),
+        )
+        _render_release(outcome)
 
 
 def rollback(
@@ -140,26 +186,27 @@ def rollback(
     and the command prints the drift and the command that closes it.
     """
     from tapctl.aws import Aws
-    from tapctl.outputs import load_outputs_file
     from tapctl.release import rollback as run_rollback
 
-    if outputs_file is not None:
-        outputs = load_outputs_file(outputs_file)
-        open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
-    else:
-        engine = _engine(env)
-        outputs = _engine_outputs(engine)
-        open_engine = lambda: engine  # noqa: E731
-    outcome = run_rollback(
-        Aws(),
-        outputs,
-        _stack_ref(env),
-        open_engine,
-        to=to.value if to else None,
-        force=force,
-        hooks=_hooks(yes),
-    )
-    _render_rollback(outcome)
+    with _one_line_errors():
+        if outputs_file is not None:
+            outputs = _file_outputs(env, outputs_file)
+            open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
+        else:
+            engine = _engine(env)
+            outputs = _engine_outputs(engine, "roll back", "rollback")
+            open_engine = lambda: engine  # noqa: E731
+        outcome = run_rollback(
+            Aws(),
+            outputs,
+            _stack_ref(env),
+            open_engine,
+            to=to.value if to else None,
+            force=force,
+            idle_weight=current_project().load_config(env).get("tap:idleWeight"),
+            hooks=_hooks(yes),
+        )
+        _render_rollback(outcome)
 
 
 def status(
@@ -169,12 +216,15 @@ def status(
     from tapctl.aws import Aws
     from tapctl.release import read_status
 
-    outputs, idle_weight = _status_inputs(env, outputs_file)
-    report = read_status(Aws(), outputs, env=env, idle_weight=idle_weight)
-    if as_json:
-        console.get().json(report.to_json())
-    else:
-        _render_status(report)
+    with _one_line_errors():
+        outputs, idle_weight = _status_inputs(env, outputs_file)
+        report = read_status(
+            Aws(), outputs, env=env, idle_weight=idle_weight, info=console.get().info
+        )
+        if as_json:
+            console.get().json(report.to_json())
+        else:
+            _render_status(report)
 
 
 # -- wiring --------------------------------------------------------------------
@@ -186,9 +236,9 @@ def _engine(env: str) -> ReleaseEngine:
     return Engine(current_project(), env)
 
 
-def _engine_outputs(engine: ReleaseEngine) -> dict[str, Any]:
-    """Outputs for a rollback; when the engine cannot give them, say how to
-    roll back without it."""
+def _engine_outputs(engine: ReleaseEngine, doing: str, usage: str) -> dict[str, Any]:
+    """Outputs from the engine; when it cannot give them, say how to do
+    without it (``usage``: the command line's start, e.g. ``rollback``)."""
     from tapctl.errors import EngineError
 
     try:
@@ -196,9 +246,48 @@ def _engine_outputs(engine: ReleaseEngine) -> dict[str, Any]:
     except EngineError as error:
         raise EngineError(
             error.message,
-            hint="roll back without the engine: tapctl rollback --env ENV "
+            hint=f"{doing} without the engine: tapctl {usage} --env ENV "
             "--outputs-file FILE (written by tapctl outputs --json --output-file)",
         ) from error
+
+
+def _file_outputs(env: str, path: Path) -> dict[str, Any]:
+    """An outputs file, refused (exit 2) when it belongs to another environment."""
+    from tapctl.outputs import load_for_environment
+
+    project = current_project()
+    project.config_path(env)  # an unknown environment is refused first
+    return load_for_environment(path, env, project.environment_suffix(env))
+
+
+def _plan_outputs(env: str, outputs_file: Path | None, verb: str) -> dict[str, Any]:
+    """Outputs for a dry run: the file's, else the engine's."""
+    if outputs_file is not None:
+        return _file_outputs(env, outputs_file)
+    return _engine_outputs(_engine(env), f"plan a {verb}", f"{verb} --dry-run")
+
+
+def _refuse_outputs_file(outputs_file: Path | None, verb: str) -> None:
+    if outputs_file is not None:
+        raise UsageError(
+            f"--outputs-file is for --dry-run only: a real {verb} reads the "
+            "outputs from the engine it updates; nothing was changed",
+            hint=f"add --dry-run, or drop --outputs-file to run the {verb}",
+        )
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Errors print as one line each: text from files, AWS or the engine may
+    hold newlines that would split them."""
+    from tapctl.release import one_line
+
+    try:
+        yield
+    except TapctlError as error:
+        error.message = one_line(error.message)
+        error.hint = one_line(error.hint) if error.hint else error.hint
+        raise
 
 
 def _stack_ref(env: str) -> StackRef:
@@ -211,20 +300,22 @@ def _stack_ref(env: str) -> StackRef:
 def _status_inputs(env: str, outputs_file: Path | None) -> tuple[dict[str, Any], Any]:
     """Outputs and ``tap:idleWeight``: from the file and the environment's
     config file, or both from the engine."""
-    from tapctl.outputs import load_outputs_file
-
     if outputs_file is not None:
-        config = current_project().load_config(env)
-        return load_outputs_file(outputs_file), config.get("tap:idleWeight")
+        outputs = _file_outputs(env, outputs_file)
+        return outputs, current_project().load_config(env).get("tap:idleWeight")
     engine = _engine(env)
     return dict(engine.outputs().values), engine.get_config("idleWeight")
 
 
 def _hooks(yes: bool) -> Hooks:
-    from tapctl.release import Hooks
+    from tapctl.release import Hooks, one_line
 
     out = console.get()
-    return Hooks(confirm=_confirmer(yes), info=out.info, warn=out.warn)
+    return Hooks(
+        confirm=_confirmer(yes),
+        info=lambda message: out.info(one_line(message)),
+        warn=lambda message: out.warn(one_line(message)),
+    )
 
 
 def _confirmer(yes: bool) -> Callable[[str], bool]:
@@ -243,6 +334,12 @@ def _confirmer(yes: bool) -> Callable[[str], bool]:
 
 
 # -- rendering -------------------------------------------------------------------
+
+
+def _render_dry_run(plan: ReleasePlan) -> None:
+    from tapctl.release import DRY_RUN_NOTE, ReleaseOutcome
+
+    _render_release(ReleaseOutcome(plan, done=False, note=DRY_RUN_NOTE))
 
 
 def _render_release(outcome: ReleaseOutcome) -> None:
@@ -265,10 +362,16 @@ def _render_release(outcome: ReleaseOutcome) -> None:
 
 def _render_rollback(outcome: RollbackOutcome) -> None:
     out = console.get()
-    out.result(
-        f"{outcome.env}: all traffic on {outcome.color} ({outcome.after}; was "
-        f"{outcome.before}) after {outcome.seconds_to_traffic:.2f}s"
-    )
+    if outcome.moved:
+        out.result(
+            f"{outcome.env}: all traffic on {outcome.color} ({outcome.after}; was "
+            f"{outcome.before}) after {outcome.seconds_to_traffic:.2f}s"
+        )
+    else:
+        out.result(
+            f"{outcome.env}: already on {outcome.color} ({outcome.after}); "
+            "the listener was not changed"
+        )
     if outcome.drift is None:
         out.done(f"stack config records {outcome.color} as active")
         return

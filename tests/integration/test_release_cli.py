@@ -40,7 +40,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the project's files, so state and locks stay in tmp_path."""
     root = tmp_path / "project"
     root.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"):
         (root / name).write_text((PROJECT_ROOT / name).read_text())
     monkeypatch.setenv("TAPCTL_PROJECT_DIR", str(root))
     return root
@@ -112,8 +112,9 @@ def _tapctl(*args: str) -> tuple[int, str, str]:
 
 
 def _outputs_file(tmp_path: Path, outputs: dict[str, Any]) -> Path:
+    """The outputs as dev's: the world's names carry another suffix."""
     path = tmp_path / "outputs.json"
-    path.write_text(json.dumps(outputs))
+    path.write_text(json.dumps(outputs | {"environment_suffix": "dev"}))
     return path
 
 
@@ -151,6 +152,7 @@ def test_rollback_through_the_engine_records_config_and_updates_only_listeners(
     project: Path, world: dict[str, Any], double: AutomationDouble
 ) -> None:
     _set_weights(world, 0, 100)
+    double.outputs["active_color"] = auto.OutputValue("green", False)
 
     code, out, err = _tapctl("rollback", "--env", "dev", "--yes")
 

@@ -11,13 +11,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tapctl.aws import Aws
 from tapctl.cli import app
 from tapctl.errors import ConfigError, UsageError
 from tapctl.release import (
+    AWS_LIMITS,
     ReleaseLocked,
     StackRef,
     Weights,
     check_image,
+    check_seconds,
+    one_line,
     parse_idle_weight,
     parse_steps,
     release_lock,
@@ -198,4 +202,60 @@ def test_rollback_with_outputs_missing_the_listener_exits_2(
     )
 
     assert code == 2
-    assert "moving traffic needs output(s) missing here: prod_listener_arn" in err
+    assert "rollback needs output(s) missing here: prod_listener_arn" in err
+
+
+# -- number options: finite, bounded, ASCII digits ------------------------------------
+
+
+@pytest.mark.parametrize("steps", ["١٠٠", "10,٥٠,100", "+100", "1_00", "0100", ""])
+def test_steps_take_only_plain_ascii_digits(steps: str) -> None:
+    with pytest.raises(UsageError, match="must be comma-separated whole percentages"):
+        parse_steps(steps)
+
+
+def test_steps_may_carry_spaces_around_the_commas() -> None:
+    assert parse_steps("10, 50, 100") == (10, 50, 100)
+
+
+@pytest.mark.parametrize("value", ["-1", "inf", "-inf", "nan", "3601", "1e9"])
+def test_bake_outside_0_to_an_hour_exits_2_with_one_line(value: str) -> None:
+    code, err = _invoke("switch", "--env", "dev", "--bake", value, "--yes")
+
+    assert code == 2
+    [line, _hint] = err.splitlines()
+    assert line.startswith(f"tapctl: error: --bake {float(value):g} must be 0 or more")
+    assert line.endswith("and at most 3600 seconds")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan", "7201"])
+def test_timeout_outside_0_to_two_hours_exits_2(value: str) -> None:
+    code, err = _invoke(
+        "deploy", "--env", "dev", "--image", "nginx:1.27", "--timeout", value
+    )
+
+    assert code == 2
+    assert f"--timeout {float(value):g} must be more than 0 and at most 7200" in err
+
+
+def test_zero_bake_and_the_bounds_themselves_are_accepted() -> None:
+    assert check_seconds("--bake", 0, limit=3600) == 0
+    assert check_seconds("--bake", 3600, limit=3600) == 3600
+    with pytest.raises(UsageError, match="more than 0"):
+        check_seconds("--timeout", 0, limit=7200, positive=True)
+
+
+def test_release_aws_calls_fail_fast_within_about_half_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    config = Aws().client("elbv2", AWS_LIMITS).meta.config
+
+    assert (config.connect_timeout, config.read_timeout) == (5, 10)
+    assert config.retries["total_max_attempts"] == 3
+    # A silent endpoint costs at most 3 reads of 10 s (plus short backoffs).
+    assert config.retries["total_max_attempts"] * config.read_timeout <= 30
+
+
+def test_one_line_joins_lines_and_collapses_whitespace() -> None:
+    assert one_line("error: first\n  second\r\nthird ") == "error: first second third"
