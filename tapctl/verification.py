@@ -6,16 +6,24 @@ blue/green release code uses it as a gate. A check's own failure (an AWS
 error, a bug in the check) becomes that check's ``error`` result, never an
 exception out of the run; only bad input (unknown ids, missing outputs) and an
 unreachable AWS API stop the run before any check starts.
+
+Checks run in daemon threads: Python cannot cancel a thread, so a check still
+waiting on AWS when its time is up is reported and left behind, and the
+process must be able to exit without waiting for botocore to give up on it.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
+import math
+import os
+import queue
 import ssl
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +31,13 @@ from typing import Any, Literal
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tapctl.aws import Aws, describe_aws_error, translated_errors
+from tapctl.aws import (
+    CONNECT_TIMEOUT,
+    READ_TIMEOUT,
+    Aws,
+    describe_aws_error,
+    translated_errors,
+)
 from tapctl.errors import ConfigError, UsageError
 from tapctl.outputs import COLORS, other_color, require
 
@@ -48,6 +62,8 @@ HTTP_ATTEMPTS = 3
 _HTTP_PAUSE = 0.2
 #: Extra wait for check threads so the HTTP check can report its own timeout.
 _GRACE_SECONDS = 1.0
+#: The longest ``timeout`` a run accepts: an hour is already far past useful.
+MAX_TIMEOUT = 3600.0
 _SCALABLE_DIMENSION = "ecs:service:DesiredCount"
 _CPU_METRIC = "ECSServiceAverageCPUUtilization"
 _REQUESTS_METRIC = "ALBRequestCountPerTarget"
@@ -201,7 +217,7 @@ def run_checks(
     for check in selected:
         needed = [target.key(template) for template in check.needs]
         require(outputs, needed, purpose=f"check {check.id}")
-    preflight(aws)
+    preflight(aws, timeout)
 
     started = time.monotonic()
     results = _run_concurrently(selected, aws, target)
@@ -217,23 +233,39 @@ def run_checks(
 def select_checks(
     only: Sequence[str] | None = None, skip: Sequence[str] | None = None
 ) -> list[Check]:
-    """The checks to run, in ``CHECK_IDS`` order; unknown ids are a usage error."""
+    """The checks to run, in ``CHECK_IDS`` order.
+
+    Unknown ids, an empty ``only`` and a selection that leaves nothing to run
+    are usage errors: a run that checked nothing must not pass.
+    """
+    known = f"known checks: {', '.join(CHECK_IDS)}"
     for option, ids in (("--only", only), ("--skip", skip)):
         unknown = [check_id for check_id in ids or () if check_id not in CHECKS]
         if unknown:
             raise UsageError(
-                f"{option}: unknown check id(s): {', '.join(unknown)}",
-                hint=f"known checks: {', '.join(CHECK_IDS)}",
+                f"{option}: unknown check id(s): {', '.join(unknown)}", hint=known
             )
-    chosen = set(only) if only else set(CHECK_IDS)
+    if only is not None and not only:
+        raise UsageError("--only needs at least one check id", hint=known)
+    chosen = set(only) if only is not None else set(CHECK_IDS)
     chosen -= set(skip or ())
+    if not chosen:
+        named = "every check --only names" if only is not None else "every check"
+        raise UsageError(
+            f"no checks selected: --skip leaves out {named}",
+            hint="skip fewer checks, or name others with --only",
+        )
     return [CHECKS[check_id] for check_id in CHECK_IDS if check_id in chosen]
 
 
 def _target(outputs: Mapping[str, Any], color: str | None, timeout: float) -> Target:
-    if timeout <= 0:
-        raise UsageError(f"--timeout must be positive, not {timeout}")
-    active = outputs.get("active_color")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise UsageError(
+            f"--timeout must be a number of seconds up to {MAX_TIMEOUT:g}, "
+            f"not {timeout}"
+        )
+    require(outputs, ["active_color"], purpose="verify")
+    active = outputs["active_color"]
     if active not in COLORS:
         raise ConfigError(
             f"output active_color is {active!r}; expected blue or green",
@@ -246,33 +278,58 @@ def _target(outputs: Mapping[str, Any], color: str | None, timeout: float) -> Ta
     return Target(outputs, color, "test_listener_arn", timeout)
 
 
-def preflight(aws: Aws) -> None:
-    """One cheap call without retries, so that missing credentials or an
-    unreachable endpoint is one clear error instead of every check retrying."""
-    sts = aws.session.client(
-        "sts", config=Config(retries={"mode": "standard", "max_attempts": 1})
-    )
+def preflight(aws: Aws, timeout: float) -> None:
+    """One cheap call without retries and within ``timeout``, so that missing
+    credentials or an unreachable endpoint is one clear error, soon, instead
+    of every check retrying."""
+    sts = aws.client("sts", _preflight_config(timeout))
     with translated_errors("cannot reach AWS"):
         sts.get_caller_identity()
+
+
+@functools.cache
+def _preflight_config(timeout: float) -> Config:
+    """One Config per timeout: ``Aws.client`` caches clients by the config's
+    identity, so a run with the same timeout reuses its client."""
+    return Config(
+        connect_timeout=min(timeout, CONNECT_TIMEOUT),
+        read_timeout=min(timeout, READ_TIMEOUT),
+        retries={"total_max_attempts": 1},
+    )
 
 
 def _run_concurrently(
     checks: Sequence[Check], aws: Aws, target: Target
 ) -> list[CheckResult]:
-    if not checks:
-        return []
-    pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="verify")
-    futures = {check.id: pool.submit(_run_one, check, aws, target) for check in checks}
-    wait(futures.values(), timeout=target.timeout + _GRACE_SECONDS)
-    # A check still waiting on AWS is reported now; its thread is left to end
-    # on botocore's own timeouts, since Python threads cannot be cancelled.
-    pool.shutdown(wait=False, cancel_futures=True)
-    return [_collect(check_id, future, target) for check_id, future in futures.items()]
+    """Each check's result, or an error for one without an answer in time."""
+    finished: queue.SimpleQueue[CheckResult] = queue.SimpleQueue()
+    for check in checks:
+        threading.Thread(
+            target=_run_into,
+            args=(finished, check, aws, target),
+            name=f"verify-{check.id}",
+            daemon=True,
+        ).start()
+
+    results: dict[str, CheckResult] = {}
+    deadline = time.monotonic() + target.timeout + _GRACE_SECONDS
+    while len(results) < len(checks):
+        remaining = deadline - time.monotonic()
+        try:
+            result = finished.get(timeout=max(remaining, 0))
+        except queue.Empty:
+            break
+        results[result.id] = result
+    return [results.get(check.id) or _no_answer(check.id, target) for check in checks]
 
 
-def _collect(check_id: str, future: Future[CheckResult], target: Target) -> CheckResult:
-    if future.done():
-        return future.result()
+def _run_into(
+    finished: queue.SimpleQueue[CheckResult], check: Check, aws: Aws, target: Target
+) -> None:
+    finished.put(_run_one(check, aws, target))
+
+
+def _no_answer(check_id: str, target: Target) -> CheckResult:
     detail = f"no answer within {target.timeout:g}s"
     return CheckResult(check_id, "error", "", detail, target.timeout)
 
@@ -283,7 +340,8 @@ def _run_one(check: Check, aws: Aws, target: Target) -> CheckResult:
         finding = check.run(aws, target)
     except Exception as error:  # a check's failure must become its result
         seconds = time.monotonic() - started
-        return CheckResult(check.id, "error", "", describe_aws_error(error), seconds)
+        detail = one_line(describe_aws_error(error))
+        return CheckResult(check.id, "error", "", detail, seconds)
     seconds = time.monotonic() - started
     return CheckResult(
         check.id, finding.status, finding.resource, finding.detail, seconds
@@ -291,6 +349,13 @@ def _run_one(check: Check, aws: Aws, target: Target) -> CheckResult:
 
 
 # -- the checks ---------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of blanks as single spaces: an
+    exception's message (botocore's parameter validation, a server's error
+    text) may span lines, and a check's detail is one table cell."""
+    return " ".join(text.split())
 
 
 def _target_group_name(arn: str) -> str:
@@ -691,6 +756,20 @@ def junit_xml(report: Report) -> ET.ElementTree[ET.Element]:
         if element:
             ET.SubElement(case, element, message=check.detail).text = check.resource
     return ET.ElementTree(suite)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a JUnit path that cannot be written before any check runs,
+    so that a typo does not cost a whole run and its printed results."""
+    folder = path.parent
+    hint = "choose a writable --junit path"
+    if not folder.is_dir():
+        raise UsageError(f"cannot write JUnit file {path}: no folder {folder}", hint)
+    if path.is_dir():
+        raise UsageError(f"cannot write JUnit file {path}: it is a folder", hint)
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise UsageError(f"cannot write JUnit file {path}: permission denied", hint)
 
 
 def write_junit(report: Report, path: Path) -> None:

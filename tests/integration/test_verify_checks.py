@@ -387,6 +387,31 @@ def test_check_without_answer_within_timeout_becomes_an_error(
 
 
 @moto_only
+def test_multi_line_error_of_a_check_is_one_line_of_detail(
+    world: dict[str, Any],
+) -> None:
+    aws = Aws()
+
+    def wrong_type(params: dict[str, Any], **_: Any) -> None:
+        params["LoadBalancerArns"] = [12345]
+
+    # botocore's own validation then fails with a message over several lines.
+    aws.session.events.register(
+        "before-parameter-build.elastic-load-balancing-v2.DescribeLoadBalancers",
+        wrong_type,
+    )
+
+    report = run_checks(world, aws, env="test", only=["alb.active"])
+
+    status, detail = _result(report, "alb.active")
+    assert status == "error"
+    assert detail.startswith(
+        "Parameter validation failed: Invalid type for parameter LoadBalancerArns[0]"
+    )
+    assert "\n" not in detail
+
+
+@moto_only
 def test_checks_run_concurrently(world: dict[str, Any]) -> None:
     aws = Aws()
     for service in ("elbv2", "ecs", "application-autoscaling", "rds", "s3"):
