@@ -59,7 +59,11 @@ def verify(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", metavar="SECONDS", min=0.1, help="Seconds each check may take."
+            "--timeout",
+            metavar="SECONDS",
+            min=0.1,
+            max=3600,
+            help="Seconds each check may take.",
         ),
     ] = 10.0,
 ) -> None:
@@ -72,26 +76,35 @@ def verify(
     cloudfront.deployed, cloudtrail.logging, http.health.
     """
     from tapctl.aws import Aws
-    from tapctl.verification import run_checks, write_junit
+    from tapctl.verification import (
+        check_writable,
+        run_checks,
+        select_checks,
+        write_junit,
+    )
 
-    out = console.get()
+    # Bad input is refused before the outputs are read or any check runs.
+    only_ids, skip_ids = _ids(only), _ids(skip)
+    select_checks(only_ids, skip_ids)
+    if junit:
+        check_writable(junit)
     outputs, secret_keys = _outputs(env, outputs_file)
     chosen = color.value if color else None
-    out.info(f"verifying {env} ({chosen or 'live'} color)")
+    console.get().info(f"verifying {env} ({chosen or 'live'} color)")
 
     report = run_checks(
         outputs,
         Aws(),
         env=env,
-        only=_ids(only),
-        skip=_ids(skip),
+        only=only_ids,
+        skip=skip_ids,
         color=chosen,
         timeout=timeout,
     ).redacted(str(outputs[key]) for key in secret_keys if key in outputs)
 
+    _render(report, as_json=as_json)
     if junit:
         write_junit(report, junit)
-    _render(report, as_json=as_json)
     if not report.ok:
         failed = [
             check.id for check in report.checks if check.status in ("fail", "error")
@@ -108,10 +121,17 @@ def _ids(value: str | None) -> list[str] | None:
 def _outputs(env: str, outputs_file: Path | None) -> tuple[dict[str, Any], set[str]]:
     """Outputs and the names of secret ones; a file has no secret markers."""
     if outputs_file is not None:
-        from tapctl.outputs import load_outputs_file
+        from tapctl.outputs import load_for_environment
 
-        return load_outputs_file(outputs_file), set()
+        return load_for_environment(outputs_file, env, _expected_suffix(env)), set()
     return _outputs_from_engine(env)
+
+
+def _expected_suffix(env: str) -> str:
+    """The suffix an outputs file for ``env`` must carry. In CI, verify's env
+    may only label a file written elsewhere; such a label is its own suffix."""
+    project = current_project()
+    return project.environment_suffix(env) if env in project.environments() else env
 
 
 def _outputs_from_engine(env: str) -> tuple[dict[str, Any], set[str]]:

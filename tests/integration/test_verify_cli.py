@@ -40,7 +40,9 @@ def world(
 ) -> dict[str, Any]:
     for name, value in aws_world.settled_services_env().items():
         monkeypatch.setenv(name, value)
-    return aws_world.build_world(alb_dns_name="127.0.0.1", prod_port=health.port)
+    return aws_world.build_world(
+        suffix="dev", alb_dns_name="127.0.0.1", prod_port=health.port
+    )
 
 
 def _outputs_file(tmp_path: Path, outputs: dict[str, Any]) -> Path:
@@ -50,13 +52,32 @@ def _outputs_file(tmp_path: Path, outputs: dict[str, Any]) -> Path:
 
 
 def _verify(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["verify", "--env", "dev", *args])
+    return _verify_env("dev", *args)
+
+
+def _verify_env(env: str, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["verify", "--env", env, *args])
     return result.exit_code, result.stdout, result.stderr
 
 
 def _placeholder_outputs() -> dict[str, Any]:
     """Every key present; enough for runs that must stop before any AWS call."""
-    return {key: f"placeholder-{key}" for key in EXPORT_KEYS} | {"active_color": "blue"}
+    placeholders = {key: f"placeholder-{key}" for key in EXPORT_KEYS}
+    return placeholders | {
+        "environment_suffix": "dev",
+        "active_color": "blue",
+        "rds_port": 5432,
+        "alarm_names": ["placeholder-alarm"],
+    }
+
+
+@pytest.fixture
+def refused_endpoint(monkeypatch: pytest.MonkeyPatch) -> str:
+    """AWS_ENDPOINT_URL on a closed local port: a run that reaches AWS fails
+    with exit 1 at once, so exit 2 shows the run stopped before any AWS call."""
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    return endpoint
 
 
 def _one_error_line(err: str) -> str:
@@ -79,7 +100,7 @@ def test_healthy_world_prints_a_table_and_exits_0(
     assert code == 0, err
     for check_id in CHECK_IDS:
         assert check_id in out
-    assert "tap-alb-test" in out
+    assert "tap-alb-dev" in out
     assert "dev: 10 passed, 0 failed, 1 skipped" in out
     assert "verifying dev (live color)" in err
 
@@ -201,6 +222,140 @@ def test_unknown_check_id_exits_2_listing_the_known_ones(tmp_path: Path) -> None
     assert code == 2
     assert _one_error_line(err) == "tapctl: error: --only: unknown check id(s): dns.ok"
     assert "known checks: alb.active, listener.weights" in err
+
+
+@pytest.mark.parametrize(
+    ("only", "skip", "message"),
+    [
+        ("alb.active", "alb.active", "every check --only names"),
+        (None, ",".join(CHECK_IDS), "every check"),
+    ],
+)
+def test_selection_leaving_no_check_exits_2(
+    tmp_path: Path,
+    refused_endpoint: str,
+    only: str | None,
+    skip: str,
+    message: str,
+) -> None:
+    path = _outputs_file(tmp_path, _placeholder_outputs())
+    selection = ["--only", only] if only else []
+
+    code, _, err = _verify("--outputs-file", str(path), *selection, "--skip", skip)
+
+    assert code == 2
+    assert _one_error_line(err) == (
+        f"tapctl: error: no checks selected: --skip leaves out {message}"
+    )
+
+
+@pytest.mark.parametrize("only", ["", ",", " , "])
+def test_only_without_a_check_id_exits_2(
+    tmp_path: Path, refused_endpoint: str, only: str
+) -> None:
+    path = _outputs_file(tmp_path, _placeholder_outputs())
+
+    code, _, err = _verify("--outputs-file", str(path), "--only", only)
+
+    assert code == 2
+    assert _one_error_line(err) == ("tapctl: error: --only needs at least one check id")
+
+
+@pytest.mark.parametrize(
+    ("junit", "reason"),
+    [("missing/verify.xml", "no folder"), ("outputs.json/verify.xml", "no folder")],
+)
+def test_unwritable_junit_path_exits_2_before_any_check(
+    tmp_path: Path, refused_endpoint: str, junit: str, reason: str
+) -> None:
+    path = _outputs_file(tmp_path, _placeholder_outputs())
+    target = tmp_path / junit
+
+    code, out, err = _verify("--outputs-file", str(path), "--junit", str(target))
+
+    assert code == 2
+    line = _one_error_line(err)
+    assert line.startswith(f"tapctl: error: cannot write JUnit file {target}: ")
+    assert reason in line
+    assert out == ""
+
+
+def test_empty_outputs_file_names_active_color_as_missing(
+    tmp_path: Path, refused_endpoint: str
+) -> None:
+    path = _outputs_file(tmp_path, {})
+
+    code, _, err = _verify("--outputs-file", str(path))
+
+    assert code == 2
+    assert _one_error_line(err) == (
+        "tapctl: error: verify needs output(s) missing here: active_color"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("alb_arn", 12345, "must be a string, got 12345"),
+        ("ecs_cluster_name", True, "must be a string, got True"),
+    ],
+)
+def test_output_of_the_wrong_type_exits_2_naming_the_key(
+    tmp_path: Path, refused_endpoint: str, key: str, value: Any, problem: str
+) -> None:
+    path = _outputs_file(tmp_path, _placeholder_outputs() | {key: value})
+
+    code, out, err = _verify("--outputs-file", str(path))
+
+    assert code == 2
+    assert _one_error_line(err) == f"tapctl: error: output {key} {problem}"
+    assert "Parameter validation" not in out + err
+
+
+def test_outputs_file_of_another_environment_exits_2(
+    tmp_path: Path, refused_endpoint: str
+) -> None:
+    path = _outputs_file(tmp_path, _placeholder_outputs())
+
+    code, _, err = _verify_env("prod", "--outputs-file", str(path))
+
+    assert code == 2
+    assert _one_error_line(err) == (
+        f"tapctl: error: outputs file {path} is for environment suffix 'dev', "
+        "not 'prod' (prod)"
+    )
+
+
+def test_env_outside_the_project_is_the_outputs_files_own_label(
+    tmp_path: Path, refused_endpoint: str
+) -> None:
+    outputs = _placeholder_outputs() | {"environment_suffix": "pr-17"}
+    path = _outputs_file(tmp_path, outputs)
+
+    mismatch, _, mismatch_err = _verify_env("pr-18", "--outputs-file", str(path))
+    match, _, match_err = _verify_env("pr-17", "--outputs-file", str(path))
+
+    assert mismatch == 2
+    assert "is for environment suffix 'pr-17'" in _one_error_line(mismatch_err)
+    # Accepted: the run goes on to AWS, which is refused here.
+    assert match == 1
+    assert "cannot reach AWS" in _one_error_line(match_err)
+
+
+@pytest.mark.parametrize("timeout", ["inf", "1e308", "3601", "nan"])
+def test_timeout_beyond_an_hour_or_not_a_number_is_a_usage_error(
+    tmp_path: Path, refused_endpoint: str, timeout: str
+) -> None:
+    path = _outputs_file(tmp_path, _placeholder_outputs())
+
+    result = runner.invoke(
+        app,
+        ["verify", "--env", "dev", "--outputs-file", str(path), "--timeout", timeout],
+    )
+
+    assert result.exit_code == 2
+    assert "--timeout" in result.stderr
+    assert "OverflowError" not in result.stderr
 
 
 def test_invalid_active_color_output_exits_2(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tapctl.aws import Aws
 from tapctl.errors import UsageError
 from tapctl.verification import (
     CHECK_IDS,
@@ -26,6 +27,8 @@ from tapctl.verification import (
     check_rds,
     check_targets,
     junit_xml,
+    one_line,
+    run_checks,
     select_checks,
 )
 
@@ -278,6 +281,38 @@ def test_only_and_skip_select_checks_in_catalogue_order() -> None:
         only=["http.health", "alb.active", "s3.private"], skip=["s3.private"]
     )
     assert [check.id for check in chosen] == ["alb.active", "http.health"]
+
+
+@pytest.mark.parametrize(
+    ("only", "skip", "message"),
+    [
+        ([], None, "--only needs at least one check id"),
+        (["alb.active"], ["alb.active"], "no checks selected: --skip leaves out"),
+        (None, list(CHECK_IDS), "no checks selected: --skip leaves out every"),
+    ],
+)
+def test_selection_of_no_check_is_a_usage_error(
+    only: list[str] | None, skip: list[str] | None, message: str
+) -> None:
+    with pytest.raises(UsageError, match=f"^{message}"):
+        select_checks(only=only, skip=skip)
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0.0, 3601.0])
+def test_run_with_an_unusable_timeout_is_a_usage_error(timeout: float) -> None:
+    # Refused before the pre-flight call, so no AWS API is needed here.
+    with pytest.raises(UsageError, match="^--timeout must be a number of seconds"):
+        run_checks(
+            OUTPUTS | {"active_color": "blue"}, Aws(), env="prod", timeout=timeout
+        )
+
+
+def test_multi_line_text_becomes_one_line() -> None:
+    text = "Parameter validation failed:\nInvalid type for parameter X,\n  value: 1"
+
+    assert one_line(text) == (
+        "Parameter validation failed: Invalid type for parameter X, value: 1"
+    )
 
 
 def test_unknown_skip_id_is_a_usage_error() -> None:
