@@ -79,7 +79,7 @@ _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"sha256:[a-f0-9]{64}"
 IMAGE_REFERENCE = re.compile(
     rf"^(?:{_REGISTRY})?{_COMPONENT}(?:/{_COMPONENT})*"
-    rf"(?::{_TAG}(?:@{_DIGEST})?|@{_DIGEST})$"
+    rf"(?::{_TAG}(?:@{_DIGEST})?|@{_DIGEST})\Z"
 )
 
 

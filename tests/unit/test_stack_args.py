@@ -16,7 +16,12 @@ import pytest
 from pulumi.runtime.config import set_all_config
 from typer.testing import CliRunner
 
-from lib.tap_stack import StackConfigError, TapStackArgs, subnet_layout
+from lib.tap_stack import (
+    IMAGE_REFERENCE,
+    StackConfigError,
+    TapStackArgs,
+    subnet_layout,
+)
 from tapctl.cli import app
 from tapctl.errors import ConfigError
 from tapctl.planner import config_for_engine
@@ -147,6 +152,10 @@ INVALID = [
     ("maxCapacity", {"min_capacity": 3, "max_capacity": 2}),
     ("blueImage", {"blue_image": "   "}),
     ("greenImage", {"green_image": ""}),
+    ("blueImage", {"blue_image": "nginx with space:1"}),
+    ("blueImage", {"blue_image": "NGINX:1.27"}),
+    ("greenImage", {"green_image": "nginx"}),
+    ("greenImage", {"green_image": "nginx:1.27\n"}),
     ("environmentSuffix", {"environment_suffix": "Dev"}),
     ("environmentSuffix", {"environment_suffix": "1dev"}),
     ("environmentSuffix", {"environment_suffix": "a" * 21}),
@@ -279,3 +288,26 @@ def test_zone_count_beyond_the_region_fails_naming_the_key(tmp_path: Path) -> No
     assert done.returncode != 0
     assert "tap:availabilityZoneCount: 4 exceeds the 3 available zones" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+IMAGE_SAMPLES = [
+    "nginx:1.27",
+    "public.ecr.aws/nginx/nginx:1.27-alpine",
+    "localhost:5000/team/app:v2",
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:" + "a" * 64,
+    "registry:443/app:v1@sha256:" + "b" * 64,
+    "nginx",
+    "NGINX:1.27",
+    "nginx with space:1",
+    "nginx:",
+    "nginx:1.27\n",
+    "app@sha256:short",
+    "-app:1",
+]
+
+
+@pytest.mark.parametrize("image", IMAGE_SAMPLES)
+def test_stack_and_deploy_agree_on_image_references(image: str) -> None:
+    from tapctl.release import IMAGE_REFERENCE as DEPLOY_IMAGE
+
+    assert bool(IMAGE_REFERENCE.match(image)) == bool(DEPLOY_IMAGE.match(image))
