@@ -32,7 +32,7 @@ class Aws:
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         self.session = session or _session_from_environment()
-        self._clients: dict[tuple[str, int], Any] = {}
+        self._clients: dict[tuple[str, int], tuple[Config | None, Any]] = {}
         self._lock = threading.Lock()
         if not self.session.region_name:
             raise UsageError(
@@ -50,8 +50,10 @@ class Aws:
         key = (service, id(config))
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = _new_client(self.session, service, _with(config))
-            return self._clients[key]
+                client = _new_client(self.session, service, _with(config))
+                # Keeping the config alive keeps its id from being reused.
+                self._clients[key] = (config, client)
+            return self._clients[key][1]
 
 
 def _with(adjust: Config | None) -> Config:

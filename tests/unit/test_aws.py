@@ -68,3 +68,18 @@ def test_clients_are_shared_per_service_and_config(
     assert quick.meta.config.read_timeout == 2
     assert quick.meta.config.retries == {"total_max_attempts": 2, "mode": "adaptive"}
     assert aws.client("elbv2").meta.config.read_timeout == 30
+
+
+def test_a_client_for_a_freed_config_is_never_handed_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    aws = Aws()
+    timeouts = []
+    for seconds in range(1, 30):
+        # Each Config is dropped by the caller at once; were its id reused,
+        # a client with another timeout would come back.
+        client = aws.client("sts", Config(read_timeout=seconds))
+        timeouts.append(client.meta.config.read_timeout)
+
+    assert timeouts == list(range(1, 30))
