@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tapctl import console
-from tapctl.errors import CheckFailed
+from tapctl.errors import CheckFailed, UsageError
 from tapctl.options import EnvOption, JsonOption, OutputsFileOption, current_project
 
 if TYPE_CHECKING:
@@ -130,7 +130,10 @@ def _outputs(env: str, outputs_file: Path | None) -> tuple[dict[str, Any], set[s
 def _expected_suffix(env: str) -> str:
     """The suffix an outputs file for ``env`` must carry. In CI, verify's env
     may only label a file written elsewhere; such a label is its own suffix."""
-    project = current_project()
+    try:
+        project = current_project()
+    except UsageError:  # verify from outside a checkout: env is only a label
+        return env
     return project.environment_suffix(env) if env in project.environments() else env
 
 

@@ -432,3 +432,17 @@ def test_help_documents_every_option() -> None:
         "--timeout",
     ):
         assert option in result.stdout
+
+
+def test_verify_outside_any_checkout_takes_env_as_the_label(
+    tmp_path: Path, refused_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TAPCTL_PROJECT_DIR")
+    monkeypatch.chdir(tmp_path)
+    path = _outputs_file(tmp_path, _placeholder_outputs())
+
+    code, _, err = _verify("--outputs-file", str(path))
+
+    # Accepted without a Pulumi.yaml anywhere: the run goes on to AWS.
+    assert code == 1
+    assert "cannot reach AWS" in _one_error_line(err)
