@@ -41,9 +41,10 @@ class Project:
         known = self.environments()
         if env not in known:
             listed = ", ".join(known) or "none"
+            # One line: the known names are the fix; a new file is the other.
             raise UsageError(
-                f"unknown environment {env!r}; known environments: {listed}",
-                hint=f"create {self.root / f'Pulumi.{env}.yaml'} to add one",
+                f"unknown environment {env!r}; known environments: {listed} "
+                f"(or add Pulumi.{env}.yaml)"
             )
         return self.root / f"Pulumi.{env}.yaml"
 

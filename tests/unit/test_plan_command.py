@@ -64,6 +64,7 @@ def test_unknown_environment_exits_2_naming_the_known_ones() -> None:
 
     assert code == 2
     assert out == ""
+    assert len(err.splitlines()) == 1
     first = err.splitlines()[0]
     assert "unknown environment 'nosuch'" in first
     assert all(env in first for env in ("dev", "staging", "prod"))
