@@ -336,7 +336,7 @@ def test_health_endpoint_answering_5xx_fails_after_retries(
 def test_health_endpoint_too_slow_fails_within_the_timeout(
     world: dict[str, Any], health: HealthServer
 ) -> None:
-    health.delay = 3.0
+    health.delay = 8.0
     started = time.monotonic()
 
     report = _verify(world, only=["http.health"], timeout=0.9)
@@ -345,7 +345,7 @@ def test_health_endpoint_too_slow_fails_within_the_timeout(
     assert status == "fail"
     assert detail.startswith(f"GET http://127.0.0.1:{health.port}/health: timed out")
     assert detail.endswith("tries within 0.9s)")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 5.0
 
 
 # -- errors and time -----------------------------------------------------------
