@@ -39,9 +39,11 @@ _DIAGNOSTIC_STYLES = {"warning": "yellow", "error": "red"}
 class ProgressView:
     """Tracks resources in flight and renders them."""
 
-    def __init__(self, console: Console, title: str) -> None:
+    def __init__(self, console: Console, title: str, *, quiet: bool = False) -> None:
         self.console = console
         self.title = title
+        #: With -q only the engine's warnings and errors are printed.
+        self.quiet = quiet
         self.started = time.monotonic()
         self.in_flight: dict[str, tuple[str, float]] = {}
         self.done = 0
@@ -61,7 +63,7 @@ class ProgressView:
             return
         with self._lock:
             line = self._apply(event)
-        if line is not None and self.live is None:
+        if line is not None and self.live is None and not self.quiet:
             self.console.print(line)
 
     def _apply(self, event: EngineEvent) -> Text | None:
@@ -97,12 +99,8 @@ def follow(
     console: Console, title: str, *, enabled: bool = True
 ) -> Iterator[ProgressView]:
     """A progress view for one operation: live on a terminal, lines elsewhere."""
-    view = ProgressView(console, title)
-    if not enabled:
-        view.console = Console(quiet=True)
-        yield view
-        return
-    if not console.is_terminal:
+    view = ProgressView(console, title, quiet=not enabled)
+    if not enabled or not console.is_terminal:
         yield view
         return
     with Live(

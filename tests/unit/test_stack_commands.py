@@ -666,6 +666,20 @@ def test_live_view_shows_resources_in_flight() -> None:
     ]
 
 
+def test_quiet_view_keeps_engine_errors_and_drops_progress() -> None:
+    screen = Console(file=io.StringIO(), width=120, color_system=None)
+    failure = EngineEvent(
+        kind="diagnostic", urn=urn(VPC, "vpc"), severity="error", message="quota"
+    )
+
+    with progress.follow(screen, "up dev", enabled=False) as view:
+        view.handle(EngineEvent(kind="start", urn=urn(VPC, "v"), type=VPC, op="create"))
+        view.handle(EngineEvent(kind="done", urn=urn(VPC, "v"), type=VPC, op="create"))
+        view.handle(failure)
+
+    assert screen.file.getvalue().splitlines() == ["error: vpc: quota"]  # type: ignore[attr-defined]
+
+
 def _plain(renderable: object, screen: Console) -> str:
     """The renderable as plain text, the way ``screen`` would lay it out."""
     plain = Console(file=io.StringIO(), width=screen.width, color_system=None)
