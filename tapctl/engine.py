@@ -349,10 +349,7 @@ class Engine:
         """The outputs of the last update, secret keys marked."""
         with self._translated("outputs"):
             raw = self._open(create=False).outputs()
-        return StackOutputs(
-            values={key: item.value for key, item in raw.items()},
-            secret_keys={key for key, item in raw.items() if item.secret},
-        )
+        return _plain_outputs(raw)
 
     def get_config(self, key: str) -> str | None:
         """A stack config value (``activeColor`` reads ``tap:activeColor``)."""
@@ -426,10 +423,7 @@ class Engine:
             recorder,
             create=True,
         )
-        outputs = StackOutputs(
-            values={key: item.value for key, item in result.outputs.items()},
-            secret_keys={key for key, item in result.outputs.items() if item.secret},
-        )
+        outputs = _plain_outputs(result.outputs)
         return UpReport(
             stack=self.stack_name,
             kind="update",
@@ -834,3 +828,11 @@ def _error_line(text: str) -> str:
 def _shorten(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain_outputs(raw: Mapping[str, Any]) -> StackOutputs:
+    """The engine's output map as plain values, secret keys marked."""
+    return StackOutputs(
+        values={key: item.value for key, item in raw.items()},
+        secret_keys={key for key, item in raw.items() if item.secret},
+    )
