@@ -30,7 +30,10 @@ class _ErrorMappingGroup(TyperGroup):
             _fail(ctx, error)
         except KeyboardInterrupt:
             _fail(ctx, Interrupted("interrupted"))
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except typer.Abort:  # Ctrl-C or end of input at a confirmation prompt
+            console.get().err.print()  # the prompt's line never got its Enter
+            _fail(ctx, Interrupted("cancelled at the prompt; nothing was changed"))
+        except (typer.Exit, typer.TyperException):
             raise  # the framework's own control flow and usage errors
         except Exception as error:  # the outermost boundary: no tracebacks
             if GLOBALS.debug:
@@ -120,4 +123,8 @@ app.command(name="status")(release.status)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # before or after a command runs: still quiet
+        console.get().error(Interrupted("interrupted"))
+        raise SystemExit(int(ExitCode.INTERRUPTED)) from None

@@ -80,7 +80,14 @@ def load_for_environment(path: Path, env: str, expected_suffix: str) -> dict[str
     """
     outputs = load_outputs_file(path)
     found = outputs.get("environment_suffix")
-    if found is not None and found != expected_suffix:
+    if not isinstance(found, str) or not found:
+        raise ConfigError(
+            f"outputs file {path} has no environment_suffix, so it cannot be "
+            f"matched to {env}",
+            hint="write it with: tapctl outputs --env ENV --json --output-file FILE",
+            key="environment_suffix",
+        )
+    if found != expected_suffix:
         raise ConfigError(
             f"outputs file {path} is for environment suffix {found!r}, "
             f"not {expected_suffix!r} ({env})",

@@ -283,7 +283,7 @@ def test_unwritable_junit_path_exits_2_before_any_check(
 def test_empty_outputs_file_names_active_color_as_missing(
     tmp_path: Path, refused_endpoint: str
 ) -> None:
-    path = _outputs_file(tmp_path, {})
+    path = _outputs_file(tmp_path, {"environment_suffix": "dev"})
 
     code, _, err = _verify("--outputs-file", str(path))
 

@@ -276,6 +276,19 @@ def test_up_on_a_terminal_asks_and_stops_on_no(
     assert "up" not in double.methods()
 
 
+def test_end_of_input_at_the_prompt_is_a_cancel_with_exit_130(
+    double: AutomationDouble, terminal: None
+) -> None:
+    code, _, err = _run("up", "--env", "dev", input="")
+
+    assert code == 130
+    assert _error_lines(err) == [
+        "tapctl: error: cancelled at the prompt; nothing was changed"
+    ]
+    assert "Aborted" not in err
+    assert "up" not in double.methods()
+
+
 def test_up_on_a_terminal_goes_on_after_yes(
     double: AutomationDouble, terminal: None
 ) -> None:
