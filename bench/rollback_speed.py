@@ -114,7 +114,7 @@ def aws_environment(endpoint: str, project: Path) -> dict[str, str]:
 def green_live_world(folder: Path) -> tuple[dict[str, Any], Path]:
     from tests.aws_world import build_world
 
-    outputs = build_world(suffix="bench") | {"active_color": "green"}
+    outputs = build_world(suffix="dev") | {"active_color": "green"}
     path = folder / "outputs.json"
     path.write_text(json.dumps(outputs))
     return outputs, path
