@@ -61,13 +61,14 @@ AWS_LIMITS = Config(
 #: Upper bounds of --bake and --timeout: longer waits are typos, not plans.
 MAX_BAKE = 3600.0
 MAX_TIMEOUT = 7200.0
-#: Output keys every traffic change reads; checked before any AWS call.
-TRAFFIC_KEYS = (
+#: Output keys that name the production listener and both target groups.
+LISTENER_KEYS = (
     "prod_listener_arn",
     "blue_target_group_arn",
     "green_target_group_arn",
-    "active_color",
 )
+#: Output keys every traffic change reads; checked before any AWS call.
+TRAFFIC_KEYS = (*LISTENER_KEYS, "active_color")
 _STEP = re.compile(r" *([0-9]{1,3}) *", re.ASCII)
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -327,6 +328,56 @@ def weights_of(forward: Mapping[str, Any], groups: Mapping[str, str]) -> Weights
     return Weights(blue=shares["blue"], green=shares["green"])
 
 
+def find_traffic(aws: Aws, suffix: str) -> dict[str, str]:
+    """The listener keys of the outputs, found by the stack's fixed names.
+
+    The way back must not need the engine: when it cannot give the outputs,
+    the load balancer ``tap-<suffix>-alb``, the target groups
+    ``tap-<suffix>-blue`` and ``-green`` (names from ``lib/tap_stack.py``)
+    and the listener that forwards to both are looked up instead. That costs
+    three reads more than a rollback from outputs.
+    """
+    elb = _client(aws, "elbv2")
+    prefix = f"tap-{suffix}"
+    with translated_errors(f"finding the production listener of {prefix}-alb"):
+        balancer = elb.describe_load_balancers(Names=[f"{prefix}-alb"])
+        alb_arn = balancer["LoadBalancers"][0]["LoadBalancerArn"]
+        names = [f"{prefix}-{color}" for color in COLORS]
+        found = elb.describe_target_groups(Names=names)["TargetGroups"]
+        listeners = elb.describe_listeners(LoadBalancerArn=alb_arn)["Listeners"]
+    groups = {group["TargetGroupName"]: group["TargetGroupArn"] for group in found}
+    arns = {color: groups[f"{prefix}-{color}"] for color in COLORS}
+    return {
+        "prod_listener_arn": _listener_to_both(listeners, arns, prefix),
+        **{f"{color}_target_group_arn": arns[color] for color in COLORS},
+    }
+
+
+def _listener_to_both(
+    listeners: Sequence[Mapping[str, Any]], groups: Mapping[str, str], prefix: str
+) -> str:
+    """The one listener whose forward action names both target groups."""
+    wanted = set(groups.values())
+    matches = [
+        str(listener["ListenerArn"])
+        for listener in listeners
+        for action in listener.get("DefaultActions", [])
+        if action.get("Type") == "forward"
+        and wanted
+        <= {
+            group["TargetGroupArn"]
+            for group in action.get("ForwardConfig", {}).get("TargetGroups", [])
+        }
+    ]
+    if len(matches) != 1:
+        raise AwsError(
+            f"{len(matches)} listeners of {prefix}-alb forward to both "
+            f"{prefix}-blue and {prefix}-green; expected exactly one",
+            hint="pass the stack's outputs with --outputs-file",
+        )
+    return matches[0]
+
+
 def alarms_firing(aws: Aws, names: Sequence[str]) -> list[str]:
     """Names of the given CloudWatch alarms that are in ALARM now."""
     cloudwatch = _client(aws, "cloudwatch")
@@ -439,6 +490,16 @@ def release_lock(ref: StackRef) -> Iterator[Path]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def stack_update_lock(
+    project: str, env: str, state_dir: Path, stack: str | None = None
+) -> Iterator[None]:
+    """The release lock around a plain ``tapctl up``: an update during a shift
+    would put the listener weights back to what config says mid-release."""
+    with release_lock(StackRef(project, env, state_dir, stack)):
+        yield
+
+
 def _locked(ref: StackRef, path: Path, handle: Any) -> ReleaseLocked:
     handle.seek(0)
     holder = handle.read().strip()
@@ -454,22 +515,69 @@ def _locked(ref: StackRef, path: Path, handle: Any) -> ReleaseLocked:
 
 
 def wait_service_stable(aws: Aws, cluster: str, service: str, timeout: float) -> None:
-    """Wait with botocore's ``services_stable`` waiter, at most ``timeout`` s."""
+    """Wait with botocore's ``services_stable`` waiter, at most ``timeout`` s.
+
+    A service that does not settle fails the gate; an AWS API that cannot be
+    reached or refuses the call is an ``AwsError`` in one line.
+    """
     delay = max(1, min(WAITER_MAX_DELAY, int(timeout // 10)))
     attempts = max(1, math.ceil(timeout / delay))
     waiter = _client(aws, "ecs").get_waiter("services_stable")
-    try:
-        waiter.wait(
-            cluster=cluster,
-            services=[service],
-            WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
-        )
-    except botocore.exceptions.WaiterError as error:
+    with translated_errors(f"waiting for service {service} to be stable"):
+        try:
+            waiter.wait(
+                cluster=cluster,
+                services=[service],
+                WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
+            )
+        except botocore.exceptions.WaiterError as error:
+            if _failed_call(error):
+                raise AwsError(
+                    f"waiting for service {service} to be stable: "
+                    f"{describe_aws_error(error)}"
+                ) from error
+            raise GateFailed(
+                "service.stable",
+                f"service {service} was not stable within {timeout:g}s "
+                f"({_waiter_reason(error)})",
+            ) from error
+
+
+def _failed_call(error: botocore.exceptions.WaiterError) -> bool:
+    """True when the waiter stopped on an error response, not on a state."""
+    last: Mapping[str, Any] = error.last_response or {}
+    return "Error" in last and "services" not in last
+
+
+def require_image(aws: Aws, cluster: str, service: str, image: str) -> None:
+    """The service's PRIMARY deployment runs ``image``.
+
+    With the deployment circuit breaker on, ECS answers a failing image by
+    going back to the previous task definition; the service is then stable
+    again, so stability alone would pass a release that never took effect.
+    """
+    running = _primary_images(aws, cluster, service)
+    if image not in running:
+        shown = running[0] if running else "a task definition without containers"
+        raise GateFailed("service.stable", f"ECS rolled {service} back to {shown}")
+
+
+def _primary_images(aws: Aws, cluster: str, service: str) -> list[str]:
+    ecs = _client(aws, "ecs")
+    with translated_errors(f"reading service {service}"):
+        found = ecs.describe_services(cluster=cluster, services=[service])
+    services = found.get("services") or []
+    deployments = services[0].get("deployments", []) if services else []
+    primary = [d for d in deployments if d.get("status") == "PRIMARY"]
+    if not primary:
         raise GateFailed(
-            "service.stable",
-            f"service {service} was not stable within {timeout:g}s "
-            f"({_waiter_reason(error)})",
-        ) from error
+            "service.stable", f"service {service} has no PRIMARY deployment"
+        )
+    definition = str(primary[0]["taskDefinition"])
+    with translated_errors(f"reading task definition {definition}"):
+        described = ecs.describe_task_definition(taskDefinition=definition)
+    containers = described["taskDefinition"].get("containerDefinitions") or []
+    return [str(container["image"]) for container in containers]
 
 
 def _waiter_reason(error: botocore.exceptions.WaiterError) -> str:
@@ -486,12 +594,16 @@ def _waiter_reason(error: botocore.exceptions.WaiterError) -> str:
 
 
 def verify_color(
-    outputs: Mapping[str, Any], aws: Aws, env: str, color: str
+    outputs: Mapping[str, Any],
+    aws: Aws,
+    env: str,
+    color: str,
+    checks: Sequence[str] = GATE_CHECKS,
 ) -> list[str]:
     """The verify checks on one color; returns ``id: detail`` of each failure."""
     from tapctl.verification import run_checks
 
-    report = run_checks(outputs, aws, env=env, color=color, only=GATE_CHECKS)
+    report = run_checks(outputs, aws, env=env, color=color, only=checks)
     return [
         f"{check.id}: {check.detail}"
         for check in report.checks
@@ -499,8 +611,9 @@ def verify_color(
     ]
 
 
-def _yes(question: str) -> bool:
-    return True
+def _refuse(question: str) -> bool:
+    """The default answer: a caller that wires no prompt moves no traffic."""
+    return False
 
 
 def _silent(message: str) -> None:
@@ -513,8 +626,10 @@ class Hooks:
 
     sleep: Callable[[float], None] = time.sleep
     wait_stable: Callable[[Aws, str, str, float], None] = wait_service_stable
-    check_color: Callable[[Mapping[str, Any], Aws, str, str], list[str]] = verify_color
-    confirm: Callable[[str], bool] = _yes
+    check_color: Callable[
+        [Mapping[str, Any], Aws, str, str, Sequence[str]], list[str]
+    ] = verify_color
+    confirm: Callable[[str], bool] = _refuse
     info: Callable[[str], None] = _silent
     warn: Callable[[str], None] = _silent
 
@@ -650,10 +765,15 @@ def record_live(
     open_engine: Callable[[], ReleaseEngine],
     ref: StackRef,
     color: str,
+    outputs: Mapping[str, Any],
     *,
     targeted: bool,
 ) -> Drift | None:
     """Write ``color`` as active into stack config and reconcile with ``up``.
+
+    Both images are written too, from ``outputs`` (or, when they lack one,
+    from the engine's): the config file may be a stale checkout, and the
+    reconcile must not put an older image back on either color.
 
     Returns the drift left behind when the engine cannot do it: traffic has
     already moved and stays where it is.
@@ -662,7 +782,8 @@ def record_live(
     recorded = False
     try:
         engine = open_engine()
-        engine.set_config({"activeColor": color, "idleWeight": "0"})
+        images = _images(outputs) or _images(engine.outputs().values)
+        engine.set_config({"activeColor": color, "idleWeight": "0", **images})
         recorded = True
         engine.up(targets=targets)
     except Interrupted as error:
@@ -673,6 +794,15 @@ def record_live(
     except TapctlError as error:
         return _drift(ref, color, error, recorded, targets)
     return None
+
+
+def _images(outputs: Mapping[str, Any]) -> dict[str, str]:
+    """``tap:<color>Image`` of both colors from outputs; empty unless both
+    are there, so that no recording writes one image and leaves the other."""
+    found = {color: outputs.get(f"{color}_image") for color in COLORS}
+    if not all(isinstance(image, str) and image for image in found.values()):
+        return {}
+    return {f"{color}Image": str(image) for color, image in found.items()}
 
 
 def _drift(
@@ -754,6 +884,8 @@ class DeployRequest:
     bake: float = 60.0
     timeout: float = 600.0
     dry_run: bool = False
+    #: Checks left out of the pre-shift gate (ids of ``GATE_CHECKS``).
+    skip_checks: tuple[str, ...] = ()
 
 
 def deploy(
@@ -778,11 +910,14 @@ def deploy(
         started = time.monotonic()
         traffic = Traffic(aws, outputs)
         hooks.info(f"deploy {ref.env}: reading the production listener ...")
-        _require_no_traffic(traffic.read(), plan.shift.new)
+        _require_live_as_recorded(traffic.read(), plan.shift.old, ref)
         _confirm(hooks, f"deploy {request.image} to {plan.shift.new} on {ref.env}?")
-        outputs = _roll_out(engine, aws, ref, plan, request.timeout, hooks)
+        checks = _gate_checks(request.skip_checks, hooks)
+        outputs = _roll_out(engine, aws, ref, plan, outputs, request, checks, hooks)
         shift_traffic(traffic, alarm_names(outputs), plan.shift, ref, hooks)
-        _raise_drift(record_live(lambda: engine, ref, plan.shift.new, targeted=False))
+        _raise_drift(
+            record_live(lambda: engine, ref, plan.shift.new, outputs, targeted=False)
+        )
     return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
 
 
@@ -795,7 +930,35 @@ def check_deploy_request(request: DeployRequest) -> DeployRequest:
     check_steps(request.steps)
     check_seconds("--bake", request.bake, limit=MAX_BAKE)
     check_seconds("--timeout", request.timeout, limit=MAX_TIMEOUT, positive=True)
+    check_skip_checks(request.skip_checks)
     return request
+
+
+def check_skip_checks(skipped: Sequence[str]) -> tuple[str, ...]:
+    """The pre-shift gate's checks without ``skipped``; an unknown id, or
+    skipping every check, is bad usage: a gate that checks nothing is none."""
+    unknown = [check for check in skipped if check not in GATE_CHECKS]
+    if unknown:
+        raise UsageError(
+            f"--skip-check {','.join(unknown)}: not a check of the pre-shift gate",
+            hint=f"the gate runs: {', '.join(GATE_CHECKS)}",
+        )
+    kept = tuple(check for check in GATE_CHECKS if check not in skipped)
+    if not kept:
+        raise UsageError(
+            "--skip-check leaves the pre-shift gate with no check to run",
+            hint="keep at least one gate check, for example targets.healthy",
+        )
+    return kept
+
+
+def _gate_checks(skipped: Sequence[str], hooks: Hooks) -> tuple[str, ...]:
+    """The gate's checks; skipped ones are said out loud, never silently."""
+    kept = check_skip_checks(skipped)
+    if skipped:
+        left_out = ", ".join(check for check in GATE_CHECKS if check in skipped)
+        hooks.warn(f"pre-shift gate skips {left_out} (--skip-check)")
+    return kept
 
 
 def plan_deploy(
@@ -807,13 +970,16 @@ def plan_deploy(
     old = configured_active(outputs)
     require(
         outputs,
-        ("ecs_cluster_name", f"{other_color(old)}_service_name"),
+        ("ecs_cluster_name", f"{other_color(old)}_service_name", f"{old}_image"),
         purpose="deploy",
     )
     shift = Shift(old, other_color(old), request.steps, request.bake)
     steps = (
+        f"pin the live state from outputs: tap:activeColor = {old}, "
+        f"tap:idleWeight = 0, tap:{old}Image = {outputs[f'{old}_image']}",
         f"set tap:{shift.new}Image = {request.image}, then up",
-        f"wait up to {request.timeout:g}s for the {shift.new} service to be stable",
+        f"wait up to {request.timeout:g}s for the {shift.new} service to be stable "
+        f"and run {request.image}",
         f"run the verify checks on {shift.new} through the test listener",
         *(
             f"move traffic: {line}, then check targets and alarms"
@@ -824,14 +990,44 @@ def plan_deploy(
     return ReleasePlan("deploy", ref.env, shift, steps, request.image)
 
 
-def _require_no_traffic(weights: Weights, color: str) -> None:
-    if weights.of(color):
-        raise ReleaseRefused(
-            f"the production listener sends {weights.of(color)}% to {color}, the "
-            f"color this release would replace ({weights}); nothing was changed",
-            hint="finish or undo the earlier release first (tapctl status, "
-            "tapctl switch or tapctl rollback)",
+def _require_live_as_recorded(weights: Weights, active: str, ref: StackRef) -> None:
+    """All traffic on the color the outputs record as active.
+
+    A deploy rewrites config from the outputs before its ``up``; if the
+    listener says otherwise, that ``up`` would move users, so it is refused.
+    """
+    if weights.of(active) == 100:
+        return
+    idle = other_color(active)
+    if weights.of(idle) == 100:
+        raise ConfigError(
+            f"the production listener sends all traffic to {idle}, but the stack "
+            f"outputs record {active} as active; nothing was changed",
+            hint=f"record the live color first with: "
+            f"{_rollback_command(ref, idle)} (moves no traffic), then deploy again",
+            key="active_color",
         )
+    raise ReleaseRefused(
+        f"the production listener is mid-shift ({weights}): it sends "
+        f"{weights.of(idle)}% to {idle}, the color this release would replace; "
+        "nothing was changed",
+        hint=f"finish or undo the earlier release first; "
+        f"{_rollback_command(ref, active)} puts all traffic back on {active}",
+    )
+
+
+def _pinned_config(
+    outputs: Mapping[str, Any], live: str, new: str, image: str
+) -> dict[str, str]:
+    """Config for the deploy's first ``up``: the live truth from the outputs,
+    not the checkout's file (on CI git's copy, which may be stale), plus the
+    new image on the idle color."""
+    return {
+        "activeColor": live,
+        "idleWeight": "0",
+        f"{live}Image": str(outputs[f"{live}_image"]),
+        f"{new}Image": image,
+    }
 
 
 def _roll_out(
@@ -839,32 +1035,46 @@ def _roll_out(
     aws: Aws,
     ref: StackRef,
     plan: ReleasePlan,
-    timeout: float,
+    outputs: Mapping[str, Any],
+    request: DeployRequest,
+    checks: Sequence[str],
     hooks: Hooks,
 ) -> dict[str, Any]:
     """New image on the idle color, stable and checked; no traffic moved yet."""
-    color = plan.shift.new
-    hooks.info(f"setting tap:{color}Image = {plan.image}; updating the stack")
-    engine.set_config({f"{color}Image": str(plan.image)})
-    outputs = dict(engine.up().outputs.values)
-    require(outputs, ("ecs_cluster_name", f"{color}_service_name"), purpose="deploy")
+    color, image = plan.shift.new, request.image
+    hooks.info(f"setting tap:{color}Image = {image}; updating the stack")
+    engine.set_config(_pinned_config(outputs, plan.shift.old, color, image))
+    updated = dict(engine.up().outputs.values)
+    require(updated, ("ecs_cluster_name", f"{color}_service_name"), purpose="deploy")
     try:
-        service = str(outputs[f"{color}_service_name"])
+        cluster = str(updated["ecs_cluster_name"])
+        service = str(updated[f"{color}_service_name"])
+        timeout = request.timeout
         hooks.info(f"waiting up to {timeout:g}s for service {service} to be stable")
-        hooks.wait_stable(aws, str(outputs["ecs_cluster_name"]), service, timeout)
-        hooks.info(f"checking {color} through the test listener")
-        failures = hooks.check_color(outputs, aws, ref.env, color)
-        if failures:
-            raise GateFailed(
-                "verify", f"checks on {color} failed: {'; '.join(failures)}"
-            )
+        hooks.wait_stable(aws, cluster, service, timeout)
+        require_image(aws, cluster, service, image)
+        _check_gate(updated, aws, ref, color, checks, hooks)
     except GateFailed as failure:
         failure.hint = (
             f"no traffic was moved: {plan.shift.old} still takes all of it; "
-            f"{color} keeps {plan.image} without users"
+            f"{color} keeps {image} without users"
         )
         raise
-    return outputs
+    return updated
+
+
+def _check_gate(
+    outputs: Mapping[str, Any],
+    aws: Aws,
+    ref: StackRef,
+    color: str,
+    checks: Sequence[str],
+    hooks: Hooks,
+) -> None:
+    hooks.info(f"checking {color} through the test listener")
+    failures = hooks.check_color(outputs, aws, ref.env, color, checks)
+    if failures:
+        raise GateFailed("verify", f"checks on {color} failed: {'; '.join(failures)}")
 
 
 def switch(
@@ -875,13 +1085,14 @@ def switch(
     to: str | None,
     steps: Sequence[int] = DEFAULT_STEPS,
     bake: float = 60.0,
+    skip_checks: Sequence[str] = (),
     hooks: Hooks = DEFAULT_HOOKS,
 ) -> ReleaseOutcome:
     """Move traffic between the two running colors in steps, no image change.
 
     ``to`` defaults to the color that is not live on the listener now.
     """
-    check_switch_options(steps, bake)
+    check_switch_options(steps, bake, skip_checks)
     outputs = dict(engine.outputs().values)
     check_outputs(outputs, TRAFFIC_KEYS, optional=("alarm_names",), purpose="switch")
 
@@ -898,14 +1109,42 @@ def switch(
                 plan, done=False, note=f"{new} already takes all traffic"
             )
         _confirm(hooks, f"switch {ref.env} traffic from {shift.old} to {new}?")
+        _switch_gate(outputs, aws, ref, new, _gate_checks(skip_checks, hooks), hooks)
         shift_traffic(traffic, alarm_names(outputs), shift, ref, hooks)
-        _raise_drift(record_live(lambda: engine, ref, new, targeted=False))
+        _raise_drift(record_live(lambda: engine, ref, new, outputs, targeted=False))
     return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
 
 
-def check_switch_options(steps: Sequence[int], bake: float) -> None:
+def _switch_gate(
+    outputs: Mapping[str, Any],
+    aws: Aws,
+    ref: StackRef,
+    color: str,
+    checks: Sequence[str],
+    hooks: Hooks,
+) -> None:
+    """The pre-shift gate of a switch, where the test listener can reach it.
+
+    The test listener serves the idle color of the recorded config; a switch
+    back to the recorded active color cannot be checked through it, and is
+    gated by each step's target health and alarms alone.
+    """
+    if color == configured_active(outputs):
+        hooks.info(f"{color} is the recorded active color: no pre-shift gate")
+        return
+    try:
+        _check_gate(outputs, aws, ref, color, checks, hooks)
+    except GateFailed as failure:
+        failure.hint = "no traffic was moved"
+        raise
+
+
+def check_switch_options(
+    steps: Sequence[int], bake: float, skip_checks: Sequence[str] = ()
+) -> None:
     check_steps(steps)
     check_seconds("--bake", bake, limit=MAX_BAKE)
+    check_skip_checks(skip_checks)
 
 
 def plan_switch(
@@ -965,10 +1204,17 @@ def rollback(
     opened only afterwards, and if it cannot run, traffic stays where it went
     and the outcome carries the drift and the command that closes it. The
     stack is recorded only where its config (the exported ``active_color``
-    and ``idle_weight``, the stack config's ``tap:idleWeight``) disagrees.
+    and ``idle_weight``, the stack config's ``tap:idleWeight``) disagrees,
+    or always when ``outputs`` lack ``active_color`` (they were found through
+    the load balancer, see ``find_traffic``).
     """
-    check_outputs(outputs, TRAFFIC_KEYS, purpose="rollback")
-    recorded = Weights.split(configured_active(outputs), parse_idle_weight(idle_weight))
+    check_outputs(
+        outputs, LISTENER_KEYS, optional=("active_color",), purpose="rollback"
+    )
+    recorded = None
+    if outputs.get("active_color") not in (None, ""):
+        active = configured_active(outputs)
+        recorded = Weights.split(active, parse_idle_weight(idle_weight))
     started = time.monotonic()
     with release_lock(ref):
         traffic = Traffic(aws, outputs)
@@ -983,7 +1229,7 @@ def rollback(
         drift = None
         if recorded != after:
             drift = _record_rollback(
-                open_engine, ref, color, moved=health is not None, hooks=hooks
+                open_engine, ref, color, outputs, moved=health is not None, hooks=hooks
             )
     return RollbackOutcome(
         ref.env, color, before, after, health, seconds, drift, moved=health is not None
@@ -1011,6 +1257,7 @@ def _record_rollback(
     open_engine: Callable[[], ReleaseEngine],
     ref: StackRef,
     color: str,
+    outputs: Mapping[str, Any],
     *,
     moved: bool,
     hooks: Hooks,
@@ -1019,7 +1266,7 @@ def _record_rollback(
         # Nothing moved, so recording is the only change: it is asked for too.
         _confirm(hooks, f"record {color} as active in the stack config of {ref.env}?")
     hooks.info(f"recording {color} as active in the stack config")
-    return record_live(open_engine, ref, color, targeted=True)
+    return record_live(open_engine, ref, color, outputs, targeted=True)
 
 
 def _previous_color(weights: Weights) -> str:

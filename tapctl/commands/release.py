@@ -27,6 +27,7 @@ from tapctl.options import (
 )
 
 if TYPE_CHECKING:
+    from tapctl.aws import Aws
     from tapctl.release import (
         Hooks,
         ReleaseEngine,
@@ -84,6 +85,15 @@ ToOption = Annotated[
     Color | None,
     typer.Option("--to", help="Color to move traffic to; default: the other one."),
 ]
+SkipCheckOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--skip-check",
+        metavar="ID[,ID]",
+        help="Leave these checks out of the pre-shift gate (e.g. http.health "
+        "where the test listener is out of reach); said in a warning.",
+    ),
+]
 ForceOption = Annotated[
     bool,
     typer.Option("--force", help="Roll back even to a color with no healthy target."),
@@ -99,6 +109,7 @@ def deploy(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     outputs_file: PlanOutputsOption = None,
+    skip_check: SkipCheckOption = None,
 ) -> None:
     """Release an image on the idle color and move traffic to it in steps.
 
@@ -118,7 +129,9 @@ def deploy(
 
     with _one_line_errors():
         request = check_deploy_request(
-            DeployRequest(image, parse_steps(steps), bake, timeout, dry_run)
+            DeployRequest(
+                image, parse_steps(steps), bake, timeout, dry_run, _ids(skip_check)
+            )
         )
         if dry_run:
             outputs = _plan_outputs(env, outputs_file, "deploy")
@@ -138,6 +151,7 @@ def switch(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     outputs_file: PlanOutputsOption = None,
+    skip_check: SkipCheckOption = None,
 ) -> None:
     """Move traffic between the two running colors in steps, no image change.
 
@@ -151,7 +165,8 @@ def switch(
     color = to.value if to else None
     with _one_line_errors():
         parsed = parse_steps(steps)
-        check_switch_options(parsed, bake)
+        skipped = _ids(skip_check)
+        check_switch_options(parsed, bake, skipped)
         if dry_run:
             outputs = _plan_outputs(env, outputs_file, "switch")
             ref = _stack_ref(env)
@@ -167,6 +182,7 @@ def switch(
             to=color,
             steps=parsed,
             bake=bake,
+            skip_checks=skipped,
             hooks=_hooks(yes),
         )
         _render_release(outcome)
@@ -189,15 +205,16 @@ def rollback(
     from tapctl.release import rollback as run_rollback
 
     with _one_line_errors():
+        aws = Aws()
         if outputs_file is not None:
             outputs = _file_outputs(env, outputs_file)
             open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
         else:
             engine = _engine(env)
-            outputs = _engine_outputs(engine, "roll back", "rollback")
+            outputs = _rollback_outputs(engine, aws, env)
             open_engine = lambda: engine  # noqa: E731
         outcome = run_rollback(
-            Aws(),
+            aws,
             outputs,
             _stack_ref(env),
             open_engine,
@@ -249,6 +266,37 @@ def _engine_outputs(engine: ReleaseEngine, doing: str, usage: str) -> dict[str, 
             hint=f"{doing} without the engine: tapctl {usage} --env ENV "
             "--outputs-file FILE (written by tapctl outputs --json --output-file)",
         ) from error
+
+
+def _rollback_outputs(engine: ReleaseEngine, aws: Aws, env: str) -> dict[str, Any]:
+    """The engine's outputs, or, when the engine fails, the listener and the
+    target groups found by the stack's names: the way back needs no engine."""
+    from tapctl.errors import AwsError, EngineError
+    from tapctl.release import find_traffic, one_line
+
+    try:
+        return dict(engine.outputs().values)
+    except EngineError as error:
+        console.get().warn(
+            one_line(
+                f"cannot read outputs from the engine ({error.message}); "
+                "finding the production listener by the stack's names"
+            )
+        )
+    try:
+        return dict(find_traffic(aws, current_project().environment_suffix(env)))
+    except AwsError as error:
+        raise AwsError(
+            error.message,
+            hint="roll back without the engine: tapctl rollback --env ENV "
+            "--outputs-file FILE (written by tapctl outputs --json --output-file)",
+        ) from error
+
+
+def _ids(values: list[str] | None) -> tuple[str, ...]:
+    """``--skip-check a,b --skip-check c`` as ``("a", "b", "c")``."""
+    parts = (part.strip() for value in values or () for part in value.split(","))
+    return tuple(part for part in parts if part)
 
 
 def _file_outputs(env: str, path: Path) -> dict[str, Any]:

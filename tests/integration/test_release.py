@@ -19,6 +19,7 @@ moto limits met here, and how the tests live with them:
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ import pytest
 
 from tapctl.aws import Aws
 from tapctl.engine import StackLocked, StackOutputs, UpReport
-from tapctl.errors import EngineError, ExitCode, TapctlError
+from tapctl.errors import AwsError, EngineError, ExitCode, TapctlError
 from tapctl.release import (
+    Cancelled,
     DeployRequest,
     GateFailed,
     Hooks,
@@ -45,6 +47,7 @@ from tapctl.release import (
     release_lock,
     rollback,
     switch,
+    wait_service_stable,
 )
 from tests.aws_world import (
     build_world,
@@ -173,9 +176,10 @@ class FakeEngine:
             "activeColor", self.values["active_color"]
         )
         for color in ("blue", "green"):
-            self.values[f"{color}_image"] = self.config.get(
-                f"{color}Image", self.values[f"{color}_image"]
-            )
+            image = self.config.get(f"{color}Image", self.values[f"{color}_image"])
+            if image != self.values[f"{color}_image"]:
+                run_image(self.values, color, image)
+            self.values[f"{color}_image"] = image
         return UpReport("test", "update", {}, 0.1, StackOutputs(dict(self.values)))
 
     def engine_calls(self) -> list[tuple[str, Any]]:
@@ -187,8 +191,22 @@ def engine(world: dict[str, Any], timeline: Timeline) -> FakeEngine:
     return FakeEngine(dict(world), timeline)
 
 
+def _yes(question: str) -> bool:
+    return True
+
+
 def _hooks(sleep: Callable[[float], None] = lambda _: None, **extra: Any) -> Hooks:
-    return Hooks(sleep=sleep, **extra)
+    """Hooks that answer yes (the default refuses) and do not sleep."""
+    return Hooks(sleep=sleep, **{"confirm": _yes, **extra})
+
+
+def run_image(outputs: Mapping[str, Any], color: str, image: str) -> None:
+    """What ``up`` (or ECS's own rollback) does to a color's service: a new
+    task definition with ``image``, and the service on it. moto keeps a
+    service's deployment as created, so the service is recreated."""
+    session = boto3.session.Session()
+    changed = {**outputs, f"{color}_image": image}
+    start_service(session, changed, world_network(session, changed), color)
 
 
 def _listener_weights(outputs: Mapping[str, Any]) -> tuple[int, int]:
@@ -255,11 +273,28 @@ def test_deploy_moves_traffic_in_steps_and_makes_the_new_color_active(
     assert timeline.written_weights() == [(90, 10), (50, 50), (0, 100)]
     assert bakes == [7, 7, 7]
     assert _listener_weights(world) == (0, 100)
+    blue_image = world["blue_image"]
     assert engine.engine_calls() == [
         ("engine.outputs", None),
-        ("engine.set_config", {"greenImage": IMAGE}),
+        (
+            "engine.set_config",
+            {
+                "activeColor": "blue",
+                "idleWeight": "0",
+                "blueImage": blue_image,
+                "greenImage": IMAGE,
+            },
+        ),
         ("engine.up", None),
-        ("engine.set_config", {"activeColor": "green", "idleWeight": "0"}),
+        (
+            "engine.set_config",
+            {
+                "activeColor": "green",
+                "idleWeight": "0",
+                "blueImage": blue_image,
+                "greenImage": IMAGE,
+            },
+        ),
         ("engine.up", None),
     ]
     _assert_invariants(timeline)
@@ -383,7 +418,7 @@ def test_alarm_in_alarm_after_a_step_puts_traffic_back(
     assert "traffic restored to blue (blue 100 / green 0)" in failure.value.message
     assert timeline.written_weights() == [(90, 10), (100, 0)]
     assert _listener_weights(world) == (100, 0)
-    assert engine.config.get("activeColor") is None
+    assert engine.config["activeColor"] == "blue"
 
 
 def test_unhealthy_targets_after_a_step_put_traffic_back(
@@ -552,7 +587,8 @@ def test_switch_moves_traffic_between_running_colors_without_an_image_change(
         "engine.set_config",
         "engine.up",
     ]
-    assert "greenImage" not in engine.config
+    assert engine.config["greenImage"] == world["green_image"]
+    assert engine.config["blueImage"] == world["blue_image"]
 
 
 def test_switch_never_sends_traffic_to_a_color_without_healthy_targets(
@@ -564,10 +600,11 @@ def test_switch_never_sends_traffic_to_a_color_without_healthy_targets(
 ) -> None:
     _deregister_all(world, "green")
 
-    with pytest.raises(ShiftAborted, match="green has no healthy target"):
+    # The pre-shift gate stops it before any listener write.
+    with pytest.raises(GateFailed, match="targets.healthy: no targets registered"):
         switch(engine, aws, ref, to="green", hooks=_hooks())
 
-    assert all(green == 0 for _, green in timeline.written_weights())
+    assert timeline.written_weights() == []
     assert _listener_weights(world) == (100, 0)
 
 
@@ -605,7 +642,12 @@ def test_rollback_moves_traffic_with_one_write_after_two_reads_then_records_it(
     ]
     assert timeline.written_weights() == [(100, 0)]
     assert outcome.color == "blue" and outcome.drift is None
-    assert engine.config == {"activeColor": "blue", "idleWeight": "0"}
+    assert engine.config == {
+        "activeColor": "blue",
+        "idleWeight": "0",
+        "blueImage": green_live["blue_image"],
+        "greenImage": green_live["green_image"],
+    }
     assert engine.engine_calls()[-1] == (
         "engine.up",
         ["urn:pulumi:test::tap::**lb/listener:Listener::*"],
@@ -733,3 +775,143 @@ def test_status_reports_drift_between_listener_and_config(
         "listener weights blue 70 / green 30, config says blue 100 / green 0"
     ]
     assert read_status(aws, world, env="test", idle_weight="30").drift == []
+
+
+# -- review findings: stale config, ECS rollbacks, gates, defaults ---------------
+
+
+def test_deploy_pins_the_live_state_from_outputs_over_a_stale_config_file(
+    engine: FakeEngine, aws: Aws, ref: StackRef, world: dict[str, Any]
+) -> None:
+    # Green is live and the outputs say so; the checkout's file still says blue.
+    _set_weights(world, 0, 100)
+    engine.values["active_color"] = "green"
+    engine.config.update(
+        {"activeColor": "blue", "idleWeight": "0", "greenImage": "web:stale"}
+    )
+
+    # The world's test listener serves green; the gate is not under test here.
+    passing = _hooks(check_color=lambda *_: [])
+    deploy(engine, aws, ref, DeployRequest(IMAGE, bake=0, timeout=5), passing)
+
+    first_write = engine.engine_calls()[1]
+    assert first_write == (
+        "engine.set_config",
+        {
+            "activeColor": "green",
+            "idleWeight": "0",
+            "greenImage": world["green_image"],
+            "blueImage": IMAGE,
+        },
+    )
+    assert _listener_weights(world) == (100, 0)
+
+
+def test_deploy_refuses_with_exit_2_when_the_listener_disagrees_with_outputs(
+    engine: FakeEngine, aws: Aws, ref: StackRef, world: dict[str, Any]
+) -> None:
+    _set_weights(world, 0, 100)  # outputs still record blue as active
+
+    with pytest.raises(TapctlError) as refused:
+        deploy(engine, aws, ref, DeployRequest(IMAGE), _hooks())
+
+    assert refused.value.exit_code == ExitCode.USAGE
+    assert refused.value.message == (
+        "the production listener sends all traffic to green, but the stack "
+        "outputs record blue as active; nothing was changed"
+    )
+    assert "tapctl rollback --env test --to green --yes" in str(refused.value.hint)
+    assert engine.engine_calls() == [("engine.outputs", None)]
+
+
+def test_deploy_mid_shift_says_so_and_points_at_rollback(
+    engine: FakeEngine, aws: Aws, ref: StackRef, world: dict[str, Any]
+) -> None:
+    _set_weights(world, 70, 30)
+
+    with pytest.raises(ReleaseRefused) as refused:
+        deploy(engine, aws, ref, DeployRequest(IMAGE), _hooks())
+
+    assert "is mid-shift (blue 70 / green 30)" in refused.value.message
+    assert "tapctl rollback --env test --to blue --yes" in str(refused.value.hint)
+
+
+def test_a_rollout_that_ecs_rolled_back_fails_the_stable_gate(
+    engine: FakeEngine,
+    aws: Aws,
+    ref: StackRef,
+    world: dict[str, Any],
+    timeline: Timeline,
+) -> None:
+    def circuit_breaker(aws: Aws, cluster: str, service: str, timeout: float) -> None:
+        # The new image failed: ECS went back to the old task definition and
+        # the service is stable again on it.
+        run_image(world, "green", world["green_image"])
+        wait_service_stable(aws, cluster, service, timeout)
+
+    with pytest.raises(GateFailed) as failure:
+        deploy(
+            engine,
+            aws,
+            ref,
+            DeployRequest(IMAGE, timeout=5),
+            _hooks(wait_stable=circuit_breaker),
+        )
+
+    assert failure.value.gate == "service.stable"
+    assert failure.value.message == (
+        "gate service.stable failed: ECS rolled tap-green-test back to "
+        "public.ecr.aws/nginx/nginx:green"
+    )
+    assert timeline.written_weights() == []
+    assert _listener_weights(world) == (100, 0)
+
+
+def test_skipped_gate_checks_are_left_out_and_said_in_a_warning(
+    engine: FakeEngine, aws: Aws, ref: StackRef
+) -> None:
+    ran: list[tuple[str, ...]] = []
+    warnings: list[str] = []
+
+    def record(outputs: Any, aws: Aws, env: str, color: str, checks: Any) -> list[str]:
+        ran.append(tuple(checks))
+        return []
+
+    request = DeployRequest(IMAGE, bake=0, timeout=5, skip_checks=("http.health",))
+    deploy(
+        engine,
+        aws,
+        ref,
+        request,
+        _hooks(check_color=record, warn=warnings.append),
+    )
+
+    assert ran == [("alb.active", "listener.weights", "targets.healthy", "ecs.steady")]
+    assert warnings == ["pre-shift gate skips http.health (--skip-check)"]
+
+
+def test_an_unreachable_aws_api_during_the_stability_wait_is_one_aws_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+
+    with pytest.raises(AwsError) as failure:
+        wait_service_stable(Aws(), "tap-test", "tap-green-test", 2)
+
+    assert failure.value.message == (
+        "waiting for service tap-green-test to be stable: "
+        f"cannot connect to http://127.0.0.1:{port}/"
+    )
+
+
+def test_hooks_without_a_confirm_refuse_to_move_traffic(
+    engine: FakeEngine, aws: Aws, ref: StackRef, world: dict[str, Any]
+) -> None:
+    with pytest.raises(Cancelled):
+        deploy(engine, aws, ref, DeployRequest(IMAGE, bake=0, timeout=5), Hooks())
+
+    assert engine.engine_calls() == [("engine.outputs", None)]
+    assert _listener_weights(world) == (100, 0)

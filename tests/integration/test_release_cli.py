@@ -16,14 +16,21 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from pulumi import automation as auto
 from typer.testing import CliRunner
 
 from tapctl.cli import app
+from tests.aws_world import build_world, world_network
 from tests.conftest import PROJECT_ROOT
 from tests.integration import test_release as flows
-from tests.integration.test_release import IMAGE, _listener_weights, _set_weights
+from tests.integration.test_release import (
+    IMAGE,
+    _listener_weights,
+    _set_weights,
+    run_image,
+)
 from tests.unit.automation_double import AutomationDouble, command_error
 
 pytestmark = pytest.mark.integration
@@ -219,6 +226,9 @@ time.sleep(60)
 def test_deploy_through_the_engine_releases_the_image_on_green(
     project: Path, world: dict[str, Any], double: AutomationDouble
 ) -> None:
+    # What the stack's up does to green; the Automation double changes no AWS.
+    run_image(world, "green", IMAGE)
+
     code, out, err = _tapctl(
         "deploy",
         "--env",
@@ -242,6 +252,31 @@ def test_deploy_through_the_engine_releases_the_image_on_green(
     assert configs[0]["tap:greenImage"].value == IMAGE
     assert configs[1]["tap:activeColor"].value == "green"
     assert double.methods().count("up") == 2
+    assert _listener_weights(world) == (0, 100)
+
+
+def test_deploy_with_skip_check_warns_which_gate_checks_it_leaves_out(
+    project: Path, world: dict[str, Any], double: AutomationDouble
+) -> None:
+    run_image(world, "green", IMAGE)
+
+    code, out, err = _tapctl(
+        "deploy",
+        "--env",
+        "dev",
+        "--image",
+        IMAGE,
+        "--bake",
+        "0",
+        "--timeout",
+        "5",
+        "--skip-check",
+        "http.health",
+        "--yes",
+    )
+
+    assert code == 0, err
+    assert "tapctl: warning: pre-shift gate skips http.health (--skip-check)" in err
     assert _listener_weights(world) == (0, 100)
 
 
@@ -324,7 +359,88 @@ def test_status_table_warns_about_drift(
     )
 
 
-def test_rollback_without_engine_or_outputs_file_points_at_the_outputs_file(
+def _stack_named_traffic(world: dict[str, Any], suffix: str) -> dict[str, str]:
+    """A load balancer, target groups and listeners named as lib/tap_stack.py
+    names them (``tap-<suffix>-alb``, ``tap-<suffix>-blue``/``-green``), with
+    green live; the test listener forwards to the idle color only."""
+    session = boto3.session.Session()
+    elb = session.client("elbv2")
+    network = world_network(session, world)
+    alb = elb.create_load_balancer(
+        Name=f"tap-{suffix}-alb", Subnets=network.subnet_ids, Type="application"
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+    groups = {}
+    for color in ("blue", "green"):
+        groups[color] = elb.create_target_group(
+            Name=f"tap-{suffix}-{color}",
+            Protocol="HTTP",
+            Port=8080,
+            VpcId=network.vpc_id,
+            TargetType="ip",
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(
+            TargetGroupArn=groups[color], Targets=[{"Id": "10.0.10.21", "Port": 8080}]
+        )
+
+    def forward(weights: dict[str, int], port: int) -> str:
+        targets = [
+            {"TargetGroupArn": groups[color], "Weight": weight}
+            for color, weight in weights.items()
+        ]
+        action = {"Type": "forward", "ForwardConfig": {"TargetGroups": targets}}
+        return str(
+            elb.create_listener(
+                LoadBalancerArn=alb, Protocol="HTTP", Port=port, DefaultActions=[action]
+            )["Listeners"][0]["ListenerArn"]
+        )
+
+    forward({"blue": 100}, 8443)
+    return {
+        "prod_listener_arn": forward({"blue": 0, "green": 100}, 80),
+        "blue_target_group_arn": groups["blue"],
+        "green_target_group_arn": groups["green"],
+    }
+
+
+def test_rollback_without_engine_finds_the_listener_by_name_and_restores_traffic(
+    project: Path, double: AutomationDouble, recorder: Recorder
+) -> None:
+    dev = build_world(suffix="dev")
+    traffic = _stack_named_traffic(dev, "dev")
+    double.cli_missing = True
+
+    recorder.start()
+    code, out, err = _tapctl("rollback", "--env", "dev", "--yes")
+    operations = recorder.operations()
+
+    assert code == 0, err
+    listener = boto3.client("elbv2").describe_listeners(
+        ListenerArns=[traffic["prod_listener_arn"]]
+    )["Listeners"][0]
+    forward = listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+    assert {g["TargetGroupArn"]: g["Weight"] for g in forward} == {
+        traffic["blue_target_group_arn"]: 100,
+        traffic["green_target_group_arn"]: 0,
+    }
+    assert operations == [
+        "DescribeLoadBalancers",
+        "DescribeTargetGroups",
+        "DescribeListeners",
+        "DescribeListeners",
+        "DescribeTargetHealth",
+        "ModifyListener",
+    ]
+    assert (
+        "tapctl: warning: cannot read outputs from the engine (the Pulumi CLI is "
+        "not on PATH" in err
+    )
+    assert (
+        "dev: all traffic on blue (blue 100 / green 0; was blue 0 / green 100)" in out
+    )
+    assert "reconcile with: tapctl rollback --env dev --to blue --yes" in err
+
+
+def test_rollback_without_engine_or_stack_named_balancer_points_at_the_outputs_file(
     project: Path, world: dict[str, Any], double: AutomationDouble
 ) -> None:
     _set_weights(world, 0, 100)
@@ -333,7 +449,10 @@ def test_rollback_without_engine_or_outputs_file_points_at_the_outputs_file(
     code, _, err = _tapctl("rollback", "--env", "dev", "--yes")
 
     assert code == 1
-    assert "tapctl: error: the Pulumi CLI is not on PATH" in err
+    assert (
+        "tapctl: error: finding the production listener of tap-dev-alb: "
+        "LoadBalancerNotFound" in err
+    )
     assert (
         "roll back without the engine: tapctl rollback --env ENV --outputs-file" in err
     )

@@ -25,6 +25,7 @@ from tapctl.release import (
     parse_idle_weight,
     parse_steps,
     release_lock,
+    stack_update_lock,
     weights_of,
 )
 from tests.conftest import PROJECT_ROOT
@@ -143,7 +144,44 @@ def test_the_local_lock_refuses_a_second_holder_until_released(tmp_path: Path) -
         pass
 
 
+def test_a_plain_update_and_a_release_exclude_each_other(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    with stack_update_lock("tap", "dev", state):
+        with pytest.raises(ReleaseLocked, match="another tapctl release on stack dev"):
+            with release_lock(StackRef("tap", "dev", state)):
+                pass
+    with release_lock(StackRef("tap", "dev", state)):
+        with pytest.raises(ReleaseLocked), stack_update_lock("tap", "dev", state):
+            pass
+
+
 # -- bad input through the CLI: one line, exit 2, before any AWS call ----------------
+
+
+@pytest.mark.parametrize("command", ["deploy", "switch"])
+def test_an_unknown_skip_check_exits_2_naming_the_gate_checks(command: str) -> None:
+    image = ["--image", "nginx:1.27"] if command == "deploy" else []
+
+    code, err = _invoke(command, "--env", "dev", *image, "--skip-check", "http.helth")
+
+    assert code == 2
+    assert err.splitlines() == [
+        "tapctl: error: --skip-check http.helth: not a check of the pre-shift gate",
+        "  the gate runs: alb.active, listener.weights, targets.healthy, "
+        "ecs.steady, http.health",
+    ]
+
+
+def test_skipping_every_gate_check_exits_2() -> None:
+    every = "alb.active,listener.weights,targets.healthy,ecs.steady,http.health"
+
+    code, err = _invoke(
+        "deploy", "--env", "dev", "--image", "nginx:1.27", "--skip-check", every
+    )
+
+    assert code == 2
+    assert "--skip-check leaves the pre-shift gate with no check to run" in err
 
 
 def _invoke(*args: str) -> tuple[int, str]:
@@ -195,7 +233,9 @@ def test_rollback_with_outputs_missing_the_listener_exits_2(
         (tmp_path / name).write_text((PROJECT_ROOT / name).read_text())
     monkeypatch.setenv("TAPCTL_PROJECT_DIR", str(tmp_path))
     partial = tmp_path / "outputs.json"
-    partial.write_text(json.dumps({"active_color": "green"}))
+    partial.write_text(
+        json.dumps({"active_color": "green", "environment_suffix": "dev"})
+    )
 
     code, err = _invoke(
         "rollback", "--env", "dev", "--outputs-file", str(partial), "--yes"
