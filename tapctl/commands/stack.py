@@ -121,12 +121,18 @@ def up(
     type its name); without a terminal --yes is required.
     """
     from tapctl import progress
+    from tapctl.release import stack_update_lock
 
     out = console.get()
     engine = _engine(env, stack, create=True, confirm="update", yes=yes)
 
     title = f"up {env}"
-    with progress.follow(out.err, title, enabled=not out.quiet) as view:
+    project = engine.project
+    # An update in the middle of a release would put the weights back.
+    with (
+        stack_update_lock(project.name, env, project.state_dir, stack),
+        progress.follow(out.err, title, enabled=not out.quiet) as view,
+    ):
         report = engine.up(targets=target, refresh=refresh, on_event=view.handle)
 
     _render_outputs(report.outputs, f"Outputs ({engine.stack_name})", show=False)

@@ -276,6 +276,21 @@ def test_up_on_a_terminal_asks_and_stops_on_no(
     assert "up" not in double.methods()
 
 
+def test_up_waits_for_no_one_while_a_release_holds_the_stack(
+    double: AutomationDouble, project: Path
+) -> None:
+    from tapctl.project import find_project
+    from tapctl.release import stack_update_lock
+
+    found = find_project(project)
+    with stack_update_lock(found.name, "dev", found.state_dir):
+        code, _, err = _run("up", "--env", "dev", "--yes")
+
+    assert code == 1
+    assert "another tapctl release on stack" in _error_lines(err)[0]
+    assert "up" not in double.methods()
+
+
 def test_end_of_input_at_the_prompt_is_a_cancel_with_exit_130(
     double: AutomationDouble, terminal: None
 ) -> None:
