@@ -1223,16 +1223,36 @@ def rollback(
         color = to or _previous_color(before)
         after = Weights.all_to(color)
         health = None
-        if before != after:
-            health = _move_all(traffic, ref, color, before, force, hooks)
-        seconds = time.monotonic() - started
-        drift = None
-        if recorded != after:
-            drift = _record_rollback(
-                open_engine, ref, color, outputs, moved=health is not None, hooks=hooks
-            )
+        try:
+            if before != after:
+                health = _move_all(traffic, ref, color, before, force, hooks)
+            seconds = time.monotonic() - started
+            drift = None
+            if recorded != after:
+                drift = _record_rollback(
+                    open_engine,
+                    ref,
+                    color,
+                    outputs,
+                    moved=health is not None,
+                    hooks=hooks,
+                )
+        except KeyboardInterrupt as interrupt:
+            raise _interrupted_rollback(traffic, ref, color) from interrupt
     return RollbackOutcome(
         ref.env, color, before, after, health, seconds, drift, moved=health is not None
+    )
+
+
+def _interrupted_rollback(traffic: Traffic, ref: StackRef, color: str) -> Interrupted:
+    """Ctrl-C during a rollback: say where traffic is, since a retry of the
+    same command would pick the other color as 'previous'."""
+    if traffic.last_written is None:
+        return Interrupted("interrupted before any traffic moved; nothing was changed")
+    return Interrupted(
+        f"interrupted after the listener change: {traffic.last_written}, but the "
+        "stack config does not record it yet",
+        hint=f"record it with: {ref.command('rollback', '--to', color, '--yes')}",
     )
 
 

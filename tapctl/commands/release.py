@@ -423,8 +423,7 @@ def _render_rollback(outcome: RollbackOutcome) -> None:
     if outcome.drift is None:
         out.done(f"stack config records {outcome.color} as active")
         return
-    out.warn(str(outcome.drift))
-    out.info(f"reconcile with: {outcome.drift.command}")
+    out.warn(f"{outcome.drift}; reconcile with: {outcome.drift.command}")
 
 
 def _render_status(report: ReleaseStatus) -> None:

@@ -32,7 +32,7 @@ import pytest
 
 from tapctl.aws import Aws
 from tapctl.engine import StackLocked, StackOutputs, UpReport
-from tapctl.errors import AwsError, EngineError, ExitCode, TapctlError
+from tapctl.errors import AwsError, EngineError, ExitCode, Interrupted, TapctlError
 from tapctl.release import (
     Cancelled,
     DeployRequest,
@@ -666,6 +666,25 @@ def test_rollback_without_an_engine_keeps_traffic_restored_and_reports_drift(
     assert outcome.drift is not None
     assert "not on PATH" in outcome.drift.reason
     assert outcome.drift.command == "tapctl rollback --env test --to blue --yes"
+
+
+def test_ctrl_c_after_the_listener_change_says_where_traffic_is(
+    green_live: dict[str, Any], aws: Aws, ref: StackRef, timeline: Timeline
+) -> None:
+    def interrupted_engine() -> FakeEngine:
+        raise KeyboardInterrupt  # as if Ctrl-C landed while the engine loads
+
+    with pytest.raises(Interrupted) as stopped:
+        rollback(aws, green_live, ref, interrupted_engine, hooks=_hooks())
+
+    assert _listener_weights(green_live) == (100, 0)
+    assert stopped.value.message == (
+        "interrupted after the listener change: blue 100 / green 0, but the "
+        "stack config does not record it yet"
+    )
+    assert stopped.value.hint == (
+        "record it with: tapctl rollback --env test --to blue --yes"
+    )
 
 
 def test_rollback_whose_targeted_up_fails_names_the_targeted_up_to_run(

@@ -140,8 +140,9 @@ def test_rollback_from_an_outputs_file_moves_traffic_first_and_reports_drift(
     double.cli_missing = True
 
     recorder.start()
+    # -q must not hide the command that closes the drift.
     code, out, err = _tapctl(
-        "rollback", "--env", "dev", "--outputs-file", str(outputs), "--yes"
+        "-q", "rollback", "--env", "dev", "--outputs-file", str(outputs), "--yes"
     )
     operations = recorder.operations()
 
