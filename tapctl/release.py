@@ -662,13 +662,25 @@ class Shift:
 
 
 def shift_traffic(
-    traffic: Traffic, alarms: Sequence[str], shift: Shift, ref: StackRef, hooks: Hooks
+    traffic: Traffic,
+    alarms: Sequence[str],
+    shift: Shift,
+    ref: StackRef,
+    hooks: Hooks,
+    *,
+    start: Weights,
 ) -> None:
     """Every step: the new color must have a healthy target before it gets
     traffic, and after the bake its targets and the alarms must be fine.
-    Any failure or Ctrl-C puts all traffic back on the old color."""
+    Any failure or Ctrl-C puts all traffic back on the old color.
+
+    Steps at or below the new color's share in ``start`` are skipped: a
+    shift only ever moves traffic towards the new color, so the old color
+    never gains weight it was not checked for.
+    """
+    steps = [percent for percent in shift.steps if percent > start.of(shift.new)]
     try:
-        for percent in shift.steps:
+        for percent in steps:
             _step(traffic, alarms, shift, percent, hooks)
     except TapctlError as failure:
         _restore(traffic, shift, ref, hooks, failure)
@@ -914,7 +926,10 @@ def deploy(
         _confirm(hooks, f"deploy {request.image} to {plan.shift.new} on {ref.env}?")
         checks = _gate_checks(request.skip_checks, hooks)
         outputs = _roll_out(engine, aws, ref, plan, outputs, request, checks, hooks)
-        shift_traffic(traffic, alarm_names(outputs), plan.shift, ref, hooks)
+        start = Weights.all_to(plan.shift.old)  # as required above
+        shift_traffic(
+            traffic, alarm_names(outputs), plan.shift, ref, hooks, start=start
+        )
         _raise_drift(
             record_live(lambda: engine, ref, plan.shift.new, outputs, targeted=False)
         )
@@ -1110,7 +1125,7 @@ def switch(
             )
         _confirm(hooks, f"switch {ref.env} traffic from {shift.old} to {new}?")
         _switch_gate(outputs, aws, ref, new, _gate_checks(skip_checks, hooks), hooks)
-        shift_traffic(traffic, alarm_names(outputs), shift, ref, hooks)
+        shift_traffic(traffic, alarm_names(outputs), shift, ref, hooks, start=current)
         _raise_drift(record_live(lambda: engine, ref, new, outputs, targeted=False))
     return ReleaseOutcome(plan, done=True, seconds=time.monotonic() - started)
 

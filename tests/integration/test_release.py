@@ -591,6 +591,24 @@ def test_switch_moves_traffic_between_running_colors_without_an_image_change(
     assert engine.config["blueImage"] == world["blue_image"]
 
 
+def test_switch_from_a_split_listener_only_ever_moves_towards_the_new_color(
+    engine: FakeEngine,
+    aws: Aws,
+    ref: StackRef,
+    world: dict[str, Any],
+    timeline: Timeline,
+) -> None:
+    _set_weights(world, 70, 30)
+
+    outcome = switch(
+        engine, aws, ref, to="green", steps=(10, 50, 100), bake=0, hooks=_hooks()
+    )
+
+    assert outcome.done
+    # 10% would have cut green's 30% and sent 90% to blue unchecked.
+    assert timeline.written_weights() == [(50, 50), (0, 100)]
+
+
 def test_switch_never_sends_traffic_to_a_color_without_healthy_targets(
     engine: FakeEngine,
     aws: Aws,
