@@ -1436,14 +1436,27 @@ def _listener_weights(
     arns = [traffic.listener_arn, *([str(test_arn)] if test_arn else [])]
     with translated_errors("reading the listeners"):
         listeners = traffic.elb.describe_listeners(ListenerArns=arns)["Listeners"]
-    by_arn = {
-        item["ListenerArn"]: weights_of(
-            _forward_config(item["DefaultActions"]), traffic.groups
+    actions = {item["ListenerArn"]: item["DefaultActions"] for item in listeners}
+    if traffic.listener_arn not in actions:
+        raise AwsError(
+            f"the production listener {traffic.listener_arn} was not found",
+            hint="check prod_listener_arn in the outputs, or run tapctl up",
         )
-        for item in listeners
-    }
-    test = by_arn.get(str(test_arn)) if test_arn else None
-    return by_arn[traffic.listener_arn], test.live if test else None
+    production = weights_of(
+        _forward_config(actions[traffic.listener_arn]), traffic.groups
+    )
+    return production, _test_color(actions.get(str(test_arn)), traffic)
+
+
+def _test_color(
+    actions: Sequence[Mapping[str, Any]] | None, traffic: Traffic
+) -> str | None:
+    """The color the test listener serves; None when it forwards nowhere we
+    know (status still reports the production listener)."""
+    forwards = [action for action in actions or () if action.get("Type") == "forward"]
+    if not forwards:
+        return None
+    return weights_of(_forward_config(forwards), traffic.groups).live
 
 
 def _services(aws: Aws, outputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

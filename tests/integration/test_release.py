@@ -814,6 +814,36 @@ def test_status_reports_drift_between_listener_and_config(
     assert read_status(aws, world, env="test", idle_weight="30").drift == []
 
 
+def test_status_reports_production_while_the_test_listener_forwards_nowhere(
+    world: dict[str, Any], aws: Aws
+) -> None:
+    boto3.client("elbv2").modify_listener(
+        ListenerArn=world["test_listener_arn"],
+        DefaultActions=[
+            {
+                "Type": "fixed-response",
+                "FixedResponseConfig": {"StatusCode": "503"},
+            }
+        ],
+    )
+
+    report = read_status(aws, world, env="test", idle_weight="0").to_json()
+
+    assert report["weights"] == {"blue": 100, "green": 0}
+    assert report["test_listener_color"] is None
+
+
+def test_status_names_a_production_listener_that_does_not_exist(
+    world: dict[str, Any], aws: Aws
+) -> None:
+    missing = world["prod_listener_arn"].rsplit("/", 1)[0] + "/0123456789abcdef"
+
+    with pytest.raises(AwsError, match="production listener .* was not found"):
+        read_status(
+            aws, world | {"prod_listener_arn": missing}, env="test", idle_weight="0"
+        )
+
+
 # -- review findings: stale config, ECS rollbacks, gates, defaults ---------------
 
 
