@@ -1210,6 +1210,7 @@ def rollback(
     to: str | None = None,
     force: bool = False,
     idle_weight: object = None,
+    config_active: object = None,
     hooks: Hooks = DEFAULT_HOOKS,
 ) -> RollbackOutcome:
     """All traffic to the previous color with one listener call, then the record.
@@ -1227,7 +1228,10 @@ def rollback(
         outputs, LISTENER_KEYS, optional=("active_color",), purpose="rollback"
     )
     recorded = None
-    if outputs.get("active_color") not in (None, ""):
+    exported = outputs.get("active_color")
+    # The config file may say otherwise (an outputs file can be older than the
+    # last update); then nothing is taken as recorded and the record is made.
+    if exported not in (None, "") and config_active in (None, exported):
         active = configured_active(outputs)
         recorded = Weights.split(active, parse_idle_weight(idle_weight))
     started = time.monotonic()

@@ -213,6 +213,7 @@ def rollback(
             engine = _engine(env)
             outputs = _rollback_outputs(engine, aws, env)
             open_engine = lambda: engine  # noqa: E731
+        config = current_project().load_config(env)
         outcome = run_rollback(
             aws,
             outputs,
@@ -220,7 +221,8 @@ def rollback(
             open_engine,
             to=to.value if to else None,
             force=force,
-            idle_weight=current_project().load_config(env).get("tap:idleWeight"),
+            idle_weight=config.get("tap:idleWeight"),
+            config_active=config.get("tap:activeColor"),
             hooks=_hooks(yes),
         )
         _render_rollback(outcome)

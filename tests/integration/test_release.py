@@ -686,6 +686,22 @@ def test_rollback_without_an_engine_keeps_traffic_restored_and_reports_drift(
     assert outcome.drift.command == "tapctl rollback --env test --to blue --yes"
 
 
+def test_rollback_records_when_the_config_file_disagrees_with_old_outputs(
+    world: dict[str, Any], aws: Aws, ref: StackRef, timeline: Timeline
+) -> None:
+    # A deploy finished here (config says green) but the outputs file is older.
+    _set_weights(world, 0, 100)
+    engine = FakeEngine(dict(world), timeline)
+
+    outcome = rollback(
+        aws, world, ref, lambda: engine, config_active="green", hooks=_hooks()
+    )
+
+    assert _listener_weights(world) == (100, 0)
+    assert outcome.drift is None
+    assert engine.config["activeColor"] == "blue"
+
+
 def test_ctrl_c_after_the_listener_change_says_where_traffic_is(
     green_live: dict[str, Any], aws: Aws, ref: StackRef, timeline: Timeline
 ) -> None:
