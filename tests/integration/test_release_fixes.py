@@ -176,6 +176,10 @@ def test_rollback_to_the_color_that_has_all_traffic_writes_nothing(
 ) -> None:
     _set_weights(world, 0, 100)
     outputs = _outputs_file(tmp_path, world | {"active_color": "green"})
+    config = project / "Pulumi.dev.yaml"
+    config.write_text(
+        config.read_text().replace("tap:activeColor: blue", "tap:activeColor: green")
+    )
 
     recorder.start()
     code, out, err = _tapctl(
