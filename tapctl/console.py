@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tapctl.errors import TapctlError
+from tapctl.errors import TapctlError, one_line
 from tapctl.outputs import MASK
 
 _STATUS_STYLES = {
@@ -103,14 +103,13 @@ class Output:
     def error(self, error: TapctlError) -> None:
         self._line(f"tapctl: error: {error.message}", "red")
         if error.hint:
-            self._line(f"  {error.hint}")
+            self._line(error.hint, indent="  ")
 
-    def _line(self, message: str, style: str = "") -> None:
+    def _line(self, message: str, style: str = "", *, indent: str = "") -> None:
         # One message, one line: never folded at the console width, so logs
         # and scripts can grep it whole.
-        self.err.print(
-            Text(" ".join(message.splitlines()), style=style), soft_wrap=True
-        )
+        text = Text(indent + one_line(message), style=style)
+        self.err.print(text, soft_wrap=True)
 
 
 def _cell(value: Any) -> str:

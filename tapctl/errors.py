@@ -63,3 +63,10 @@ class Interrupted(TapctlError):
     """The user interrupted an operation."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines too) as one space: a
+    message from AWS, the engine or a file may span lines, and tapctl's
+    messages, hints and check details are one line each."""
+    return " ".join(text.split())

@@ -7,12 +7,21 @@ Commands annotate their parameters with these types instead of repeating
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tapctl.project import Project, check_env_name, find_project
+
+
+class Color(StrEnum):
+    """The two colors of a blue/green release, as a choice on the command line."""
+
+    blue = "blue"
+    green = "green"
+
 
 EnvOption = Annotated[
     str,

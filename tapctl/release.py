@@ -35,6 +35,7 @@ from tapctl.errors import (
     Interrupted,
     TapctlError,
     UsageError,
+    one_line,
 )
 from tapctl.outputs import COLORS, other_color, require
 
@@ -170,12 +171,6 @@ def check_seconds(
             hint=f"for example {option} {min(limit, 60):g}",
         )
     return value
-
-
-def one_line(text: str) -> str:
-    """``text`` with every run of whitespace (newlines too) as one space, so
-    that a message from elsewhere cannot break a one-line report."""
-    return " ".join(text.split())
 
 
 def _client(aws: Aws, service: str) -> Any:

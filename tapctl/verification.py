@@ -38,7 +38,7 @@ from tapctl.aws import (
     describe_aws_error,
     translated_errors,
 )
-from tapctl.errors import ConfigError, UsageError
+from tapctl.errors import ConfigError, UsageError, one_line
 from tapctl.outputs import COLORS, other_color, require
 
 Status = Literal["pass", "fail", "error", "skip"]
@@ -349,13 +349,6 @@ def _run_one(check: Check, aws: Aws, target: Target) -> CheckResult:
 
 
 # -- the checks ---------------------------------------------------------------
-
-
-def one_line(text: str) -> str:
-    """``text`` with its line breaks and runs of blanks as single spaces: an
-    exception's message (botocore's parameter validation, a server's error
-    text) may span lines, and a check's detail is one table cell."""
-    return " ".join(text.split())
 
 
 def _target_group_name(arn: str) -> str:

@@ -8,17 +8,16 @@ one it needs ``--yes``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tapctl import console
-from tapctl.errors import TapctlError, UsageError
+from tapctl.errors import UsageError
 from tapctl.options import (
+    Color,
     EnvOption,
     JsonOption,
     OutputsFileOption,
@@ -37,11 +36,6 @@ if TYPE_CHECKING:
         RollbackOutcome,
         StackRef,
     )
-
-
-class Color(StrEnum):
-    blue = "blue"
-    green = "green"
 
 
 ImageOption = Annotated[
@@ -127,20 +121,19 @@ def deploy(
     )
     from tapctl.release import deploy as run_deploy
 
-    with _one_line_errors():
-        request = check_deploy_request(
-            DeployRequest(
-                image, parse_steps(steps), bake, timeout, dry_run, _ids(skip_check)
-            )
+    request = check_deploy_request(
+        DeployRequest(
+            image, parse_steps(steps), bake, timeout, dry_run, _ids(skip_check)
         )
-        if dry_run:
-            outputs = _plan_outputs(env, outputs_file, "deploy")
-            _render_dry_run(plan_deploy(outputs, _stack_ref(env), request))
-            return
-        _refuse_outputs_file(outputs_file, "deploy")
-        ref = _stack_ref(env)
-        outcome = run_deploy(_engine(env), Aws(), ref, request, _hooks(yes))
-        _render_release(outcome)
+    )
+    if dry_run:
+        outputs = _plan_outputs(env, outputs_file, "deploy")
+        _render_dry_run(plan_deploy(outputs, _stack_ref(env), request))
+        return
+    _refuse_outputs_file(outputs_file, "deploy")
+    ref = _stack_ref(env)
+    outcome = run_deploy(_engine(env), Aws(), ref, request, _hooks(yes))
+    _render_release(outcome)
 
 
 def switch(
@@ -163,29 +156,26 @@ def switch(
     from tapctl.release import switch as run_switch
 
     color = to.value if to else None
-    with _one_line_errors():
-        parsed = parse_steps(steps)
-        skipped = _ids(skip_check)
-        check_switch_options(parsed, bake, skipped)
-        if dry_run:
-            outputs = _plan_outputs(env, outputs_file, "switch")
-            ref = _stack_ref(env)
-            _render_dry_run(
-                plan_switch(outputs, ref, to=color, steps=parsed, bake=bake)
-            )
-            return
-        _refuse_outputs_file(outputs_file, "switch")
-        outcome = run_switch(
-            _engine(env),
-            Aws(),
-            _stack_ref(env),
-            to=color,
-            steps=parsed,
-            bake=bake,
-            skip_checks=skipped,
-            hooks=_hooks(yes),
-        )
-        _render_release(outcome)
+    parsed = parse_steps(steps)
+    skipped = _ids(skip_check)
+    check_switch_options(parsed, bake, skipped)
+    if dry_run:
+        outputs = _plan_outputs(env, outputs_file, "switch")
+        ref = _stack_ref(env)
+        _render_dry_run(plan_switch(outputs, ref, to=color, steps=parsed, bake=bake))
+        return
+    _refuse_outputs_file(outputs_file, "switch")
+    outcome = run_switch(
+        _engine(env),
+        Aws(),
+        _stack_ref(env),
+        to=color,
+        steps=parsed,
+        bake=bake,
+        skip_checks=skipped,
+        hooks=_hooks(yes),
+    )
+    _render_release(outcome)
 
 
 def rollback(
@@ -204,28 +194,27 @@ def rollback(
     from tapctl.aws import Aws
     from tapctl.release import rollback as run_rollback
 
-    with _one_line_errors():
-        aws = Aws()
-        if outputs_file is not None:
-            outputs = _file_outputs(env, outputs_file)
-            open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
-        else:
-            engine = _engine(env)
-            outputs = _rollback_outputs(engine, aws, env)
-            open_engine = lambda: engine  # noqa: E731
-        config = current_project().load_config(env)
-        outcome = run_rollback(
-            aws,
-            outputs,
-            _stack_ref(env),
-            open_engine,
-            to=to.value if to else None,
-            force=force,
-            idle_weight=config.get("tap:idleWeight"),
-            config_active=config.get("tap:activeColor"),
-            hooks=_hooks(yes),
-        )
-        _render_rollback(outcome)
+    aws = Aws()
+    if outputs_file is not None:
+        outputs = _file_outputs(env, outputs_file)
+        open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
+    else:
+        engine = _engine(env)
+        outputs = _rollback_outputs(engine, aws, env)
+        open_engine = lambda: engine  # noqa: E731
+    config = current_project().load_config(env)
+    outcome = run_rollback(
+        aws,
+        outputs,
+        _stack_ref(env),
+        open_engine,
+        to=to.value if to else None,
+        force=force,
+        idle_weight=config.get("tap:idleWeight"),
+        config_active=config.get("tap:activeColor"),
+        hooks=_hooks(yes),
+    )
+    _render_rollback(outcome)
 
 
 def status(
@@ -235,15 +224,14 @@ def status(
     from tapctl.aws import Aws
     from tapctl.release import read_status
 
-    with _one_line_errors():
-        outputs, idle_weight = _status_inputs(env, outputs_file)
-        report = read_status(
-            Aws(), outputs, env=env, idle_weight=idle_weight, info=console.get().info
-        )
-        if as_json:
-            console.get().json(report.to_json())
-        else:
-            _render_status(report)
+    outputs, idle_weight = _status_inputs(env, outputs_file)
+    report = read_status(
+        Aws(), outputs, env=env, idle_weight=idle_weight, info=console.get().info
+    )
+    if as_json:
+        console.get().json(report.to_json())
+    else:
+        _render_status(report)
 
 
 # -- wiring --------------------------------------------------------------------
@@ -274,16 +262,14 @@ def _rollback_outputs(engine: ReleaseEngine, aws: Aws, env: str) -> dict[str, An
     """The engine's outputs, or, when the engine fails, the listener and the
     target groups found by the stack's names: the way back needs no engine."""
     from tapctl.errors import AwsError, EngineError
-    from tapctl.release import find_traffic, one_line
+    from tapctl.release import find_traffic
 
     try:
         return dict(engine.outputs().values)
     except EngineError as error:
         console.get().warn(
-            one_line(
-                f"cannot read outputs from the engine ({error.message}); "
-                "finding the production listener by the stack's names"
-            )
+            f"cannot read outputs from the engine ({error.message}); "
+            "finding the production listener by the stack's names"
         )
     try:
         return dict(find_traffic(aws, current_project().environment_suffix(env)))
@@ -326,20 +312,6 @@ def _refuse_outputs_file(outputs_file: Path | None, verb: str) -> None:
         )
 
 
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    """Errors print as one line each: text from files, AWS or the engine may
-    hold newlines that would split them."""
-    from tapctl.release import one_line
-
-    try:
-        yield
-    except TapctlError as error:
-        error.message = one_line(error.message)
-        error.hint = one_line(error.hint) if error.hint else error.hint
-        raise
-
-
 def _stack_ref(env: str) -> StackRef:
     from tapctl.release import StackRef
 
@@ -358,13 +330,13 @@ def _status_inputs(env: str, outputs_file: Path | None) -> tuple[dict[str, Any],
 
 
 def _hooks(yes: bool) -> Hooks:
-    from tapctl.release import Hooks, one_line
+    from tapctl.release import Hooks
 
     out = console.get()
     return Hooks(
         confirm=_confirmer(yes),
-        info=lambda message: out.info(one_line(message)),
-        warn=lambda message: out.warn(one_line(message)),
+        info=out.info,
+        warn=out.warn,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,15 +9,16 @@ import typer
 
 from tapctl import console
 from tapctl.errors import CheckFailed, UsageError
-from tapctl.options import EnvOption, JsonOption, OutputsFileOption, current_project
+from tapctl.options import (
+    Color,
+    EnvOption,
+    JsonOption,
+    OutputsFileOption,
+    current_project,
+)
 
 if TYPE_CHECKING:
     from tapctl.verification import Report
-
-
-class Color(StrEnum):
-    blue = "blue"
-    green = "green"
 
 
 def verify(

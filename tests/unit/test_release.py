@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tapctl.aws import Aws
 from tapctl.cli import app
-from tapctl.errors import ConfigError, UsageError
+from tapctl.errors import ConfigError, UsageError, one_line
 from tapctl.release import (
     AWS_LIMITS,
     ReleaseLocked,
@@ -21,7 +21,6 @@ from tapctl.release import (
     Weights,
     check_image,
     check_seconds,
-    one_line,
     parse_idle_weight,
     parse_steps,
     release_lock,
