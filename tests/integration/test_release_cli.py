@@ -13,6 +13,7 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,11 @@ class Recorder:
         self._post("reset-recording")
         self._post("start-recording")
 
-    def operations(self) -> list[str]:
+    def stop(self) -> None:
         self._post("stop-recording")
+
+    def operations(self) -> list[str]:
+        self.stop()
         lines = self.path.read_text().splitlines() if self.path.exists() else []
         return [_operation(json.loads(line)) for line in lines]
 
@@ -103,14 +107,17 @@ def _operation(entry: dict[str, Any]) -> str:
 @pytest.fixture
 def recorder(
     aws_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Recorder:
+) -> Iterator[Recorder]:
     """The recorder reads MOTO_RECORDER_FILEPATH once, when moto is imported;
-    its file is pointed into tmp_path so that no recording lands in the repo."""
+    its file is pointed into tmp_path so that no recording lands in the repo,
+    and recording stops with the test, before that path is put back."""
     from moto.moto_api import recorder as moto_recorder
 
     path = tmp_path / "moto-recording"
     monkeypatch.setattr(moto_recorder, "_location", str(path))
-    return Recorder(aws_endpoint, path)
+    found = Recorder(aws_endpoint, path)
+    yield found
+    found.stop()
 
 
 def _tapctl(*args: str) -> tuple[int, str, str]:
