@@ -21,6 +21,7 @@ from tapctl.options import (
     EnvOption,
     JsonOption,
     OutputsFileOption,
+    StackOption,
     YesOption,
     current_project,
 )
@@ -104,6 +105,7 @@ def deploy(
     dry_run: DryRunOption = False,
     outputs_file: PlanOutputsOption = None,
     skip_check: SkipCheckOption = None,
+    stack: StackOption = None,
 ) -> None:
     """Release an image on the idle color and move traffic to it in steps.
 
@@ -127,12 +129,12 @@ def deploy(
         )
     )
     if dry_run:
-        outputs = _plan_outputs(env, outputs_file, "deploy")
-        _render_dry_run(plan_deploy(outputs, _stack_ref(env), request))
+        outputs = _plan_outputs(env, stack, outputs_file, "deploy")
+        _render_dry_run(plan_deploy(outputs, _stack_ref(env, stack), request))
         return
     _refuse_outputs_file(outputs_file, "deploy")
-    ref = _stack_ref(env)
-    outcome = run_deploy(_engine(env), Aws(), ref, request, _hooks(yes))
+    ref = _stack_ref(env, stack)
+    outcome = run_deploy(_engine(env, stack), Aws(), ref, request, _hooks(yes))
     _render_release(outcome)
 
 
@@ -145,6 +147,7 @@ def switch(
     dry_run: DryRunOption = False,
     outputs_file: PlanOutputsOption = None,
     skip_check: SkipCheckOption = None,
+    stack: StackOption = None,
 ) -> None:
     """Move traffic between the two running colors in steps, no image change.
 
@@ -160,15 +163,15 @@ def switch(
     skipped = _ids(skip_check)
     check_switch_options(parsed, bake, skipped)
     if dry_run:
-        outputs = _plan_outputs(env, outputs_file, "switch")
-        ref = _stack_ref(env)
+        outputs = _plan_outputs(env, stack, outputs_file, "switch")
+        ref = _stack_ref(env, stack)
         _render_dry_run(plan_switch(outputs, ref, to=color, steps=parsed, bake=bake))
         return
     _refuse_outputs_file(outputs_file, "switch")
     outcome = run_switch(
-        _engine(env),
+        _engine(env, stack),
         Aws(),
-        _stack_ref(env),
+        _stack_ref(env, stack),
         to=color,
         steps=parsed,
         bake=bake,
@@ -184,6 +187,7 @@ def rollback(
     force: ForceOption = False,
     outputs_file: OutputsFileOption = None,
     yes: YesOption = False,
+    stack: StackOption = None,
 ) -> None:
     """Put all traffic back on the previous color at once, then record it.
 
@@ -197,16 +201,16 @@ def rollback(
     aws = Aws()
     if outputs_file is not None:
         outputs = _file_outputs(env, outputs_file)
-        open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env)  # noqa: E731
+        open_engine: Callable[[], ReleaseEngine] = lambda: _engine(env, stack)  # noqa: E731
     else:
-        engine = _engine(env)
+        engine = _engine(env, stack)
         outputs = _rollback_outputs(engine, aws, env)
         open_engine = lambda: engine  # noqa: E731
     config = current_project().load_config(env)
     outcome = run_rollback(
         aws,
         outputs,
-        _stack_ref(env),
+        _stack_ref(env, stack),
         open_engine,
         to=to.value if to else None,
         force=force,
@@ -218,13 +222,16 @@ def rollback(
 
 
 def status(
-    env: EnvOption, outputs_file: OutputsFileOption = None, as_json: JsonOption = False
+    env: EnvOption,
+    outputs_file: OutputsFileOption = None,
+    as_json: JsonOption = False,
+    stack: StackOption = None,
 ) -> None:
     """Live color, listener weights, images, tasks, target health and drift."""
     from tapctl.aws import Aws
     from tapctl.release import read_status
 
-    outputs, idle_weight = _status_inputs(env, outputs_file)
+    outputs, idle_weight = _status_inputs(env, stack, outputs_file)
     report = read_status(
         Aws(), outputs, env=env, idle_weight=idle_weight, info=console.get().info
     )
@@ -237,10 +244,10 @@ def status(
 # -- wiring --------------------------------------------------------------------
 
 
-def _engine(env: str) -> ReleaseEngine:
+def _engine(env: str, stack: str | None) -> ReleaseEngine:
     from tapctl.engine import Engine
 
-    return Engine(current_project(), env)
+    return Engine(current_project(), env, stack=stack)
 
 
 def _engine_outputs(engine: ReleaseEngine, doing: str, usage: str) -> dict[str, Any]:
@@ -296,11 +303,13 @@ def _file_outputs(env: str, path: Path) -> dict[str, Any]:
     return load_for_environment(path, env, project.environment_suffix(env))
 
 
-def _plan_outputs(env: str, outputs_file: Path | None, verb: str) -> dict[str, Any]:
+def _plan_outputs(
+    env: str, stack: str | None, outputs_file: Path | None, verb: str
+) -> dict[str, Any]:
     """Outputs for a dry run: the file's, else the engine's."""
     if outputs_file is not None:
         return _file_outputs(env, outputs_file)
-    return _engine_outputs(_engine(env), f"plan a {verb}", f"{verb} --dry-run")
+    return _engine_outputs(_engine(env, stack), f"plan a {verb}", f"{verb} --dry-run")
 
 
 def _refuse_outputs_file(outputs_file: Path | None, verb: str) -> None:
@@ -312,20 +321,22 @@ def _refuse_outputs_file(outputs_file: Path | None, verb: str) -> None:
         )
 
 
-def _stack_ref(env: str) -> StackRef:
+def _stack_ref(env: str, stack: str | None) -> StackRef:
     from tapctl.release import StackRef
 
     project = current_project()
-    return StackRef(project.name, env, project.state_dir)
+    return StackRef(project.name, env, project.state_dir, stack)
 
 
-def _status_inputs(env: str, outputs_file: Path | None) -> tuple[dict[str, Any], Any]:
+def _status_inputs(
+    env: str, stack: str | None, outputs_file: Path | None
+) -> tuple[dict[str, Any], Any]:
     """Outputs and ``tap:idleWeight``: from the file and the environment's
     config file, or both from the engine."""
     if outputs_file is not None:
         outputs = _file_outputs(env, outputs_file)
         return outputs, current_project().load_config(env).get("tap:idleWeight")
-    engine = _engine(env)
+    engine = _engine(env, stack)
     return dict(engine.outputs().values), engine.get_config("idleWeight")
 
 

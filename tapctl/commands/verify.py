@@ -14,6 +14,7 @@ from tapctl.options import (
     EnvOption,
     JsonOption,
     OutputsFileOption,
+    StackOption,
     current_project,
 )
 
@@ -66,6 +67,7 @@ def verify(
             help="Seconds each check may take.",
         ),
     ] = 10.0,
+    stack: StackOption = None,
 ) -> None:
     """Check a deployed environment's live resources on AWS.
 
@@ -88,7 +90,7 @@ def verify(
     select_checks(only_ids, skip_ids)
     if junit:
         check_writable(junit)
-    outputs, secret_keys = _outputs(env, outputs_file)
+    outputs, secret_keys = _outputs(env, stack, outputs_file)
     chosen = color.value if color else None
     console.get().info(f"verifying {env} ({chosen or 'live'} color)")
 
@@ -118,13 +120,15 @@ def _ids(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def _outputs(env: str, outputs_file: Path | None) -> tuple[dict[str, Any], set[str]]:
+def _outputs(
+    env: str, stack: str | None, outputs_file: Path | None
+) -> tuple[dict[str, Any], set[str]]:
     """Outputs and the names of secret ones; a file has no secret markers."""
     if outputs_file is not None:
         from tapctl.outputs import load_for_environment
 
         return load_for_environment(outputs_file, env, _expected_suffix(env)), set()
-    return _outputs_from_engine(env)
+    return _outputs_from_engine(env, stack)
 
 
 def _expected_suffix(env: str) -> str:
@@ -137,10 +141,12 @@ def _expected_suffix(env: str) -> str:
     return project.environment_suffix(env) if env in project.environments() else env
 
 
-def _outputs_from_engine(env: str) -> tuple[dict[str, Any], set[str]]:
+def _outputs_from_engine(
+    env: str, stack: str | None = None
+) -> tuple[dict[str, Any], set[str]]:
     from tapctl.engine import Engine
 
-    result = Engine(current_project(), env).outputs()
+    result = Engine(current_project(), env, stack=stack).outputs()
     return dict(result.values), set(result.secret_keys)
 
 

@@ -182,6 +182,24 @@ def test_rollback_through_the_engine_records_config_and_updates_only_listeners(
     assert "stack config records blue as active" in err
 
 
+def test_rollback_through_the_engine_uses_the_stack_it_is_given(
+    project: Path, world: dict[str, Any], double: AutomationDouble
+) -> None:
+    _set_weights(world, 0, 100)
+    double.outputs["active_color"] = auto.OutputValue("green", False)
+    double.stacks.add("team/tap/dev")
+
+    code, _, err = _tapctl(
+        "rollback", "--env", "dev", "--stack", "team/tap/dev", "--yes"
+    )
+
+    assert code == 0, err
+    assert {opened["name"] for opened in double.opened} == {"team/tap/dev"}
+    assert double.call("up").kwargs["target"] == [
+        "urn:pulumi:dev::tap::**lb/listener:Listener::*"
+    ]
+
+
 def test_rollback_off_a_terminal_without_yes_exits_2_and_changes_nothing(
     project: Path, world: dict[str, Any], double: AutomationDouble
 ) -> None:

@@ -160,18 +160,20 @@ def test_json_and_junit_report_the_failed_check_and_exit_1(
 def test_outputs_come_from_the_engine_with_secret_values_masked(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
+    calls: list[tuple[str, str | None]] = []
 
-    def engine_outputs(env: str) -> tuple[dict[str, Any], set[str]]:
-        calls.append(env)
+    def engine_outputs(env: str, stack: str | None) -> tuple[dict[str, Any], set[str]]:
+        calls.append((env, stack))
         return world, {"alb_dns_name"}
 
     monkeypatch.setattr(verify_command, "_outputs_from_engine", engine_outputs)
 
-    code, out, err = _verify("--only", "http.health,alb.active", "--json")
+    code, out, err = _verify(
+        "--only", "http.health,alb.active", "--json", "--stack", "team/tap/dev"
+    )
 
     assert code == 0, err
-    assert calls == ["dev"]
+    assert calls == [("dev", "team/tap/dev")]
     checks = {check["id"]: check for check in json.loads(out)["checks"]}
     assert checks["http.health"]["status"] == "pass"
     assert checks["http.health"]["resource"].startswith("http://[secret]:")
