@@ -436,32 +436,26 @@ class Engine:
         self, *, on_event: Callable[[EngineEvent], None] | None = None
     ) -> OperationReport:
         """Adopt the cloud's actual state of the stack's resources into state."""
-        recorder = _Recorder(on_event)
-        started = time.monotonic()
-        result = self._operate(
-            "refresh", lambda stack: stack.refresh(on_event=recorder), recorder
-        )
-        return OperationReport(
-            self.stack_name,
-            "refresh",
-            _counts(result.summary.resource_changes),
-            time.monotonic() - started,
-        )
+        return self._whole_stack("refresh", on_event)
 
     def destroy(
         self, *, on_event: Callable[[EngineEvent], None] | None = None
     ) -> OperationReport:
         """Delete every resource of the stack; history and config stay."""
+        return self._whole_stack("destroy", on_event)
+
+    def _whole_stack(
+        self, kind: str, on_event: Callable[[EngineEvent], None] | None
+    ) -> OperationReport:
+        """A refresh or destroy: one engine call over every resource."""
         recorder = _Recorder(on_event)
         started = time.monotonic()
         result = self._operate(
-            "destroy", lambda stack: stack.destroy(on_event=recorder), recorder
+            kind, lambda stack: getattr(stack, kind)(on_event=recorder), recorder
         )
+        changes = _counts(result.summary.resource_changes)
         return OperationReport(
-            self.stack_name,
-            "destroy",
-            _counts(result.summary.resource_changes),
-            time.monotonic() - started,
+            self.stack_name, kind, changes, time.monotonic() - started
         )
 
     # -- plumbing -------------------------------------------------------------
