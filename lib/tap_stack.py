@@ -585,7 +585,9 @@ class Network(pulumi.ComponentResource):
                     f"{self._name}-{tier}-{index}",
                     vpc_id=self.vpc.id,
                     cidr_block=cidr,
-                    availability_zone=zones.names.apply(_zone_picker(index)),
+                    availability_zone=zones.names.apply(
+                        _zone_picker(index, self._args.availability_zone_count)
+                    ),
                     map_public_ip_on_launch=False,
                     tags=self._args.tags_for(f"{tier}-{index}"),
                     opts=self._child(),
@@ -830,14 +832,14 @@ class Network(pulumi.ComponentResource):
         )
 
 
-def _zone_picker(index: int) -> Callable[[Sequence[str]], str]:
+def _zone_picker(index: int, wanted: int) -> Callable[[Sequence[str]], str]:
     """The zone of subnet ``index``; a region with too few zones is a config error."""
 
     def pick(names: Sequence[str]) -> str:
-        if index >= len(names):
+        if wanted > len(names):
             raise StackConfigError(
                 "availabilityZoneCount",
-                index + 1,
+                wanted,
                 f"exceeds the {len(names)} available zones of this region",
             )
         return names[index]

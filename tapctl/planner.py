@@ -31,6 +31,8 @@ from tapctl.project import Project
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "us-east-1"
+#: Zone letters of the mocked region: us-east-1 has six, the most config allows.
+MOCK_ZONES = "abcdef"
 ENTRY_POINT = "tap.py"
 #: Inputs that carry a physical name, in order of preference.
 NAME_KEYS = ("name", "bucket", "identifier", "family", "namePrefix", "bucketPrefix")
@@ -165,8 +167,9 @@ def _mock_invoke(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
     if token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
     if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-        names = [f"{MOCK_REGION}{suffix}" for suffix in "abc"]
-        return {"names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)]}
+        names = [f"{MOCK_REGION}{suffix}" for suffix in MOCK_ZONES]
+        zone_ids = [f"use1-az{number}" for number in range(1, len(names) + 1)]
+        return {"names": names, "zoneIds": zone_ids}
     if token == "aws:iam/getPolicyDocument:getPolicyDocument":
         return {"json": json.dumps({"Version": "2012-10-17", "Statement": []})}
     return {}

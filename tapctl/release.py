@@ -1171,10 +1171,14 @@ def plan_switch(
     active color the outputs record."""
     check_switch_options(steps, bake)
     check_outputs(outputs, TRAFFIC_KEYS, optional=("alarm_names",), purpose="switch")
-    current = live.live if live is not None else None
-    new = to or other_color(current or configured_active(outputs))
-    shift = Shift(other_color(new), new, tuple(steps), bake)
+    start = live if live is not None else Weights.all_to(configured_active(outputs))
+    new = to or other_color(start.live or configured_active(outputs))
+    # As shift_traffic does: only the steps that move traffic towards ``new``.
+    ahead = tuple(percent for percent in steps if percent > start.of(new))
+    shift = Shift(other_color(new), new, ahead, bake)
     lines = tuple(f"move traffic: {line}" for line in shift.describe())
+    if not lines:
+        lines = (f"nothing to move: {new} already takes all traffic ({start})",)
     return ReleasePlan("switch", ref.env, shift, lines)
 
 

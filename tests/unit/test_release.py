@@ -23,6 +23,7 @@ from tapctl.release import (
     check_seconds,
     parse_idle_weight,
     parse_steps,
+    plan_switch,
     release_lock,
     stack_update_lock,
     weights_of,
@@ -298,3 +299,50 @@ def test_release_aws_calls_fail_fast_within_about_half_a_minute(
 
 def test_one_line_joins_lines_and_collapses_whitespace() -> None:
     assert one_line("error: first\n  second\r\nthird ") == "error: first second third"
+
+
+SWITCH_OUTPUTS = {
+    "prod_listener_arn": "arn:listener",
+    "blue_target_group_arn": "arn:blue",
+    "green_target_group_arn": "arn:green",
+    "active_color": "blue",
+}
+
+
+@pytest.mark.parametrize(
+    ("live", "to", "lines"),
+    [
+        (
+            None,
+            "blue",
+            ["nothing to move: blue already takes all traffic (blue 100 / green 0)"],
+        ),
+        (
+            None,
+            "green",
+            [
+                "move traffic: blue 90 / green 10 (bake 0s)",
+                "move traffic: blue 50 / green 50 (bake 0s)",
+                "move traffic: blue 0 / green 100 (bake 0s)",
+            ],
+        ),
+        (
+            Weights(blue=70, green=30),
+            "green",
+            [
+                "move traffic: blue 50 / green 50 (bake 0s)",
+                "move traffic: blue 0 / green 100 (bake 0s)",
+            ],
+        ),
+    ],
+)
+def test_a_switch_plan_only_moves_traffic_towards_its_target(
+    live: Weights | None, to: str, lines: list[str]
+) -> None:
+    ref = StackRef("tap", "dev", Path("/nonexistent"))
+
+    plan = plan_switch(
+        SWITCH_OUTPUTS, ref, to=to, steps=(10, 50, 100), bake=0, live=live
+    )
+
+    assert list(plan.steps) == lines

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from lib.tap_stack import (
     TapStackArgs,
     subnet_layout,
 )
+from tapctl import planner
 from tapctl.cli import app
 from tapctl.errors import ConfigError
 from tapctl.planner import config_for_engine
@@ -260,34 +260,43 @@ def test_plan_with_invalid_config_exits_2_naming_the_key(
     assert "Traceback" not in outcome.output
 
 
-def test_zone_count_beyond_the_region_fails_naming_the_key(tmp_path: Path) -> None:
-    """The mocked region has three zones; the check runs on the zone lookup's
-    result. A failed program leaves Pulumi's runtime unusable for later runs
-    in the same process, so this one runs in its own."""
+def test_zone_count_beyond_the_region_fails_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check runs on the zone lookup's result: a region with three zones
+    (the mocked one, shrunk for this test) cannot hold four."""
+    monkeypatch.setattr(planner, "MOCK_ZONES", "abc")
     project = _copy_project(
         tmp_path, "tap:availabilityZoneCount: 2", "tap:availabilityZoneCount: 4"
     )
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tapctl",
-            "--project-dir",
-            str(project),
-            "plan",
-            "--env",
-            "dev",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    outcome = CliRunner().invoke(
+        app, ["--project-dir", str(project), "plan", "--env", "dev"]
     )
 
-    assert done.returncode != 0
-    assert "tap:availabilityZoneCount: 4 exceeds the 3 available zones" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert outcome.exit_code == 2
+    assert (
+        "tap:availabilityZoneCount: 4 exceeds the 3 available zones" in outcome.stderr
+    )
+    assert "Traceback" not in outcome.stderr
+
+
+def test_six_zones_plan_in_a_region_that_has_six(tmp_path: Path) -> None:
+    project = _copy_project(
+        tmp_path, "tap:availabilityZoneCount: 2", "tap:availabilityZoneCount: 6"
+    )
+
+    outcome = CliRunner().invoke(
+        app, ["--project-dir", str(project), "plan", "--env", "dev", "--json"]
+    )
+
+    assert outcome.exit_code == 0, outcome.stderr
+    subnets = [
+        resource
+        for resource in json.loads(outcome.stdout)["resources"]
+        if resource["type"] == "aws:ec2/subnet:Subnet"
+    ]
+    assert len({subnet["inputs"]["availabilityZone"] for subnet in subnets}) == 6
 
 
 IMAGE_SAMPLES = [
