@@ -860,7 +860,7 @@ def test_status_names_a_production_listener_that_does_not_exist(
         )
 
 
-# -- review findings: stale config, ECS rollbacks, gates, defaults ---------------
+# -- stale config, ECS rollbacks, gates, defaults ------------------------------
 
 
 def test_deploy_pins_the_live_state_from_outputs_over_a_stale_config_file(
