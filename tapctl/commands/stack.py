@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +28,7 @@ from tapctl.options import (
 )
 
 if TYPE_CHECKING:
-    from tapctl.engine import Engine, PreviewReport, StackOutputs
+    from tapctl.engine import Engine, OperationReport, PreviewReport, StackOutputs
 
 #: Changing these asks for the environment's name; destroying them needs --force.
 PROTECTED_ENVS = frozenset({"prod", "production"})
@@ -206,18 +206,8 @@ def history(
 
 def refresh(env: EnvOption, stack: StackOption = None, yes: YesOption = False) -> None:
     """Adopt the cloud's actual state of the stack's resources into its state."""
-    from tapctl import progress
-
-    out = console.get()
     engine = _engine(env, stack, confirm="refresh", yes=yes)
-
-    with progress.follow(out.err, f"refresh {env}", enabled=not out.quiet) as view:
-        report = engine.refresh(on_event=view.handle)
-
-    out.done(
-        f"refreshed {env} (stack {engine.stack_name}): {_summary(report.summary)} "
-        f"in {progress.clock(report.seconds)}"
-    )
+    _whole_stack(engine, engine.refresh, "refresh", "refreshed")
 
 
 def destroy(
@@ -230,26 +220,37 @@ def destroy(
 
     Protected environments (prod) are refused unless --force is given too.
     """
-    from tapctl import progress
-
-    out = console.get()
     if env in PROTECTED_ENVS and not force:
         raise UsageError(
             f"refusing to destroy {env}: it is a protected environment",
             hint="add --force if you really mean to delete all of it",
         )
     engine = _engine(env, stack, confirm="destroy", yes=yes)
-
-    with progress.follow(out.err, f"destroy {env}", enabled=not out.quiet) as view:
-        report = engine.destroy(on_event=view.handle)
-
-    out.done(
-        f"destroyed {env} (stack {engine.stack_name}): {_summary(report.summary)} "
-        f"in {progress.clock(report.seconds)}"
-    )
+    _whole_stack(engine, engine.destroy, "destroy", "destroyed")
 
 
 # -- helpers ---------------------------------------------------------------
+
+
+def _whole_stack(
+    engine: Engine,
+    operation: Callable[..., OperationReport],
+    kind: str,
+    past: str,
+) -> None:
+    """A refresh or destroy with its progress view and closing line."""
+    from tapctl import progress
+
+    out = console.get()
+    with progress.follow(
+        out.err, f"{kind} {engine.env}", enabled=not out.quiet
+    ) as view:
+        report = operation(on_event=view.handle)
+
+    out.done(
+        f"{past} {engine.env} (stack {engine.stack_name}): "
+        f"{_summary(report.summary)} in {progress.clock(report.seconds)}"
+    )
 
 
 def _engine(
